@@ -1,0 +1,177 @@
+"""Turn a DistilBERT classification checkpoint into a Triton model-repository model.
+
+    python build/export.py --checkpoint checkpoints/full-single            # local folder
+    python build/export.py --checkpoint distilbert-base-uncased-finetuned-sst-2-english  # hub id (needs network)
+
+Writes, under ``<repository>/<model-name>/``:
+    config.pbtxt              inputs/outputs, dynamic batching, instances, warmup, and the
+                              checkpoint facts clients read (problem type, lengths, labels)
+    labels.txt                one label per line, from ``id2label`` (Triton classification)
+    1/checkpoint/             config.json, *.safetensors, tokenizer files
+    1/model.py, 1/clf_serving copied from this project when the repository is elsewhere
+
+Safetensors weights only: a checkpoint with only pickled weights is refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2 as mc
+
+PROJECT = Path(__file__).resolve().parent.parent
+MODEL_SOURCE = PROJECT / "model_repository" / "distilbert_classifier" / "1"
+DEFAULT_MODEL_NAME = "distilbert_classifier"
+LABELS_FILE = "labels.txt"
+CHECKPOINT_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
+KINDS = {
+    "auto": mc.ModelInstanceGroup.KIND_AUTO,
+    "cpu": mc.ModelInstanceGroup.KIND_CPU,
+    "gpu": mc.ModelInstanceGroup.KIND_GPU,
+}
+
+
+@dataclass(frozen=True)
+class ServingConfig:
+    """Knobs of the served model; the defaults are what ``make serve`` uses (see README)."""
+
+    model_name: str = DEFAULT_MODEL_NAME
+    # Rows (texts) per execute. Enough for a 64-way concurrent load to form one batch.
+    max_batch_size: int = 64
+    # Short: at low load a request must not wait for company (p50 at concurrency 1), and at
+    # high load requests queue behind the running forward anyway, so batches fill regardless.
+    max_queue_delay_us: int = 500
+    instance_count: int = 1
+    instance_kind: str = "auto"
+    precision: str = "fp32"
+    cpu_threads: int = 0
+    forward_overhead_tokens: int = 16
+    max_forward_tokens: int = 8192
+
+
+def resolve_checkpoint(checkpoint: str) -> Path:
+    """A local folder as is; anything else is taken as a hub id and downloaded."""
+    path = Path(checkpoint)
+    if path.is_dir():
+        return path
+    from huggingface_hub import snapshot_download
+
+    return Path(snapshot_download(checkpoint, allow_patterns=["*.json", "*.safetensors", "*.txt", "*.model"]))
+
+
+def checkpoint_facts(folder: Path) -> dict:
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(folder, trust_remote_code=False)
+    if config.model_type != "distilbert":
+        raise SystemExit(f"{folder}: model_type is {config.model_type!r}; only DistilBERT is served")
+    if not list(folder.glob("*.safetensors")):
+        raise SystemExit(f"{folder}: no *.safetensors weights (pickled .bin weights are never loaded)")
+    import sys
+
+    sys.path.insert(0, str(MODEL_SOURCE))
+    from clf_serving.scores import resolve_problem_type
+
+    labels = [config.id2label[i] for i in range(config.num_labels)]
+    return {
+        "problem_type": resolve_problem_type(config.problem_type, config.num_labels),
+        "max_sequence_length": int(config.max_position_embeddings),
+        "vocab_size": int(config.vocab_size),
+        "num_labels": int(config.num_labels),
+        "labels": labels,
+    }
+
+
+def model_config(facts: dict, serving: ServingConfig) -> mc.ModelConfig:
+    config = mc.ModelConfig(name=serving.model_name, backend="python", max_batch_size=serving.max_batch_size)
+    for name, optional in (("input_ids", False), ("attention_mask", True)):
+        # allow_ragged_batch: requests of different lengths share one execute; model.py pads them.
+        config.input.add(name=name, data_type=mc.TYPE_INT64, dims=[-1], allow_ragged_batch=True, optional=optional)
+    for name in ("logits", "probabilities"):
+        config.output.add(name=name, data_type=mc.TYPE_FP32, dims=[facts["num_labels"]], label_filename=LABELS_FILE)
+    config.dynamic_batching.max_queue_delay_microseconds = serving.max_queue_delay_us
+    config.instance_group.add(count=serving.instance_count, kind=KINDS[serving.instance_kind])
+    # Warm the shapes that matter: one short text, and a full batch of long ones.
+    for name, batch, length in (("short_text", 1, 16), ("long_batch", 8, 128)):
+        warmup = config.model_warmup.add(name=name, batch_size=batch)
+        warmup.inputs["input_ids"].CopyFrom(
+            mc.ModelWarmup.Input(data_type=mc.TYPE_INT64, dims=[length], zero_data=True)
+        )
+    parameters = {
+        "checkpoint": "checkpoint",
+        "precision": serving.precision,
+        "cpu_threads": str(serving.cpu_threads),
+        "forward_overhead_tokens": str(serving.forward_overhead_tokens),
+        "max_forward_tokens": str(serving.max_forward_tokens),
+        "problem_type": facts["problem_type"],
+        "max_sequence_length": str(facts["max_sequence_length"]),
+        "vocab_size": str(facts["vocab_size"]),
+        "num_labels": str(facts["num_labels"]),
+        "labels": json.dumps(facts["labels"]),
+    }
+    for key, value in parameters.items():
+        config.parameters[key].string_value = value
+    return config
+
+
+def write_model(checkpoint: Path, repository: Path, serving: ServingConfig) -> Path:
+    facts = checkpoint_facts(checkpoint)
+    model_dir = repository / serving.model_name
+    version_dir = model_dir / "1"
+    if version_dir.resolve() != MODEL_SOURCE.resolve():
+        shutil.copytree(
+            MODEL_SOURCE, version_dir, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", "checkpoint")
+        )
+    target = version_dir / "checkpoint"
+    if target.resolve() != checkpoint.resolve():
+        shutil.rmtree(target, ignore_errors=True)
+        target.mkdir(parents=True)
+        for file in [*checkpoint.glob("*.safetensors"), *(checkpoint / name for name in CHECKPOINT_FILES)]:
+            if file.exists():
+                shutil.copy2(file, target / file.name)
+    (model_dir / LABELS_FILE).write_text("".join(f"{label}\n" for label in facts["labels"]))
+    (model_dir / "config.pbtxt").write_text(text_format.MessageToString(model_config(facts, serving)))
+    return model_dir
+
+
+def main(argv: list[str] | None = None) -> None:
+    defaults = ServingConfig()
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", required=True, help="local checkpoint folder or hub id")
+    parser.add_argument("--repository", type=Path, default=PROJECT / "model_repository")
+    parser.add_argument("--model-name", default=defaults.model_name)
+    parser.add_argument("--max-batch-size", type=int, default=defaults.max_batch_size)
+    parser.add_argument("--max-queue-delay-us", type=int, default=defaults.max_queue_delay_us)
+    parser.add_argument("--instances", type=int, default=defaults.instance_count)
+    parser.add_argument(
+        "--kind",
+        choices=sorted(KINDS),
+        default=defaults.instance_kind,
+        help="auto: GPU where Triton sees one, else CPU (the same repository loads on both)",
+    )
+    parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default=defaults.precision)
+    parser.add_argument("--cpu-threads", type=int, default=defaults.cpu_threads, help="0: cores ÷ CPU instances")
+    parser.add_argument("--forward-overhead-tokens", type=int, default=defaults.forward_overhead_tokens)
+    parser.add_argument("--max-forward-tokens", type=int, default=defaults.max_forward_tokens)
+    args = parser.parse_args(argv)
+    serving = ServingConfig(
+        model_name=args.model_name,
+        max_batch_size=args.max_batch_size,
+        max_queue_delay_us=args.max_queue_delay_us,
+        instance_count=args.instances,
+        instance_kind=args.kind,
+        precision=args.precision,
+        cpu_threads=args.cpu_threads,
+        forward_overhead_tokens=args.forward_overhead_tokens,
+        max_forward_tokens=args.max_forward_tokens,
+    )
+    print(write_model(resolve_checkpoint(args.checkpoint), args.repository, serving))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,216 @@
+"""Start the real ``tritonserver`` from the ``nvidia-pytriton`` wheel on a model repository.
+
+    python build/launch.py --model-repository model_repository \
+        --grpc-port 8001 --http-port 8000 --metrics-port 8002
+
+The wheel carries a full Triton Inference Server build and one Python-backend stub
+per Python version. This module assembles a backend directory with the stub of the
+running interpreter, fixes the library path, starts the server with the flags from
+``server_flags.py``, waits until ``/v2/health/ready`` answers, and on SIGINT/SIGTERM
+stops it the way Triton intends: SIGTERM, then up to ``--exit-timeout-s`` seconds
+for in-flight requests to finish.
+
+For development only: production runs the NGC container (see ``docker/``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from server_flags import ADMIN_KEY_ENV, ServerOptions, server_flags
+
+
+class ServerStartError(RuntimeError):
+    """The server exited or did not become ready in time."""
+
+
+def pytriton_root() -> Path:
+    spec = importlib.util.find_spec("pytriton")
+    if spec is None or not spec.submodule_search_locations:
+        raise ServerStartError(
+            "tritonserver comes from the nvidia-pytriton wheel: pip install --no-deps nvidia-pytriton==0.7.0"
+        )
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def tritonserver_binary() -> Path:
+    return pytriton_root() / "tritonserver" / "bin" / "tritonserver"
+
+
+def prepare_backend_directory(workdir: Path) -> Path:
+    """Copy the Python backend and put the running interpreter's stub beside it."""
+    triton = pytriton_root() / "tritonserver"
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    stub = triton / "python_backend_stubs" / version / "triton_python_backend_stub"
+    if not stub.exists():
+        raise ServerStartError(f"the nvidia-pytriton wheel has no Python-backend stub for Python {version}")
+    backends = workdir / "backends"
+    shutil.copytree(triton / "backends" / "python", backends / "python", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy2(stub, backends / "python" / "triton_python_backend_stub")
+    return backends
+
+
+def server_environment() -> dict[str, str]:
+    env = dict(os.environ)
+    # The stub links libpython; the system copy (Debian's) can shadow this interpreter's
+    # and break extension modules, so this interpreter's LIBDIR goes first.
+    libdirs = [sysconfig.get_config_var("LIBDIR"), str(pytriton_root().parent / "nvidia_pytriton.libs")]
+    env["LD_LIBRARY_PATH"] = os.pathsep.join([*libdirs, env.get("LD_LIBRARY_PATH", "")]).rstrip(os.pathsep)
+    # The stub imports model.py's packages through the first python3 on PATH: make it ours.
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    # Model hubs are unreachable from a server; never let a model load hang on one.
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    return env
+
+
+class LocalServer:
+    """A ``tritonserver`` child process; use as a context manager or call start/stop."""
+
+    def __init__(self, options: ServerOptions, log_path: Path | None = None):
+        self.options = options
+        self._workdir = Path(tempfile.mkdtemp(prefix="tritonserver-"))
+        self.log_path = log_path or self._workdir / "tritonserver.log"
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def grpc_url(self) -> str:
+        return f"127.0.0.1:{self.options.grpc_port}"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.options.http_port}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.options.metrics_port}/metrics"
+
+    def command(self) -> list[str]:
+        backends = prepare_backend_directory(self._workdir)
+        options = ServerOptions(**{**self.options.__dict__, "backend_directory": str(backends)})
+        return [str(tritonserver_binary()), *server_flags(options)]
+
+    def start(self, timeout_s: float = 180.0) -> LocalServer:
+        log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child for its lifetime
+        self.process = subprocess.Popen(
+            self.command(), stdout=log, stderr=subprocess.STDOUT, env=server_environment(), start_new_session=True
+        )
+        log.close()
+        self.wait_until_ready(timeout_s)
+        return self
+
+    def is_ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.http_url}/v2/health/ready", timeout=2) as response:
+                return response.status == 200
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            return False
+
+    def wait_until_ready(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise ServerStartError(f"tritonserver exited with {self.process.returncode}:\n{self.log_tail()}")
+            if self.is_ready():
+                return
+            time.sleep(0.25)
+        self.stop()
+        raise ServerStartError(f"tritonserver not ready after {timeout_s:.0f}s:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def stop(self, timeout_s: float | None = None) -> int | None:
+        """SIGTERM, wait for in-flight requests (Triton's exit timeout), then SIGKILL as a last resort."""
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout_s or self.options.exit_timeout_s + 15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        # Stubs are in the server's process group; none may outlive it.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        shutil.rmtree(self._workdir / "backends", ignore_errors=True)
+        return self.process.returncode
+
+    def __enter__(self) -> LocalServer:
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model-repository", default="model_repository")
+    parser.add_argument("--grpc-port", type=int, default=8001)
+    parser.add_argument("--http-port", type=int, default=8000)
+    parser.add_argument("--metrics-port", type=int, default=8002)
+    parser.add_argument("--exit-timeout-s", type=int, default=30)
+    parser.add_argument("--startup-timeout-s", type=float, default=300)
+    parser.add_argument("--log-verbose", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    repository = Path(args.model_repository).resolve()
+    options = ServerOptions(
+        model_repository=str(repository),
+        grpc_port=args.grpc_port,
+        http_port=args.http_port,
+        metrics_port=args.metrics_port,
+        exit_timeout_s=args.exit_timeout_s,
+        log_verbose=args.log_verbose,
+        admin_key=os.environ.get(ADMIN_KEY_ENV) or None,
+    )
+    server = LocalServer(options)
+    stopping = False
+
+    def request_stop(signum, _frame):
+        nonlocal stopping
+        if not stopping:
+            stopping = True
+            print(f"\n{signal.Signals(signum).name}: stopping tritonserver (in-flight requests finish)...", flush=True)
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    print(f"starting tritonserver on {repository} (log: {server.log_path})", flush=True)
+    try:
+        server.start(timeout_s=args.startup_timeout_s)
+        print(
+            f"ready: gRPC {server.grpc_url}  HTTP {server.http_url}  metrics {server.metrics_url}\nCtrl-C stops it.",
+            flush=True,
+        )
+        server.process.wait()
+        print(f"tritonserver exited with {server.process.returncode}:\n{server.log_tail()}", file=sys.stderr)
+        return server.process.returncode or 1
+    except KeyboardInterrupt:
+        code = server.stop()
+        print(f"tritonserver stopped (exit code {code})", flush=True)
+        return 0
+    except ServerStartError as error:
+        print(error, file=sys.stderr)
+        server.stop()
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,8 @@
+"""Pure serving logic for the DistilBERT classifier model, importable without Triton.
+
+settings    model-config ``parameters`` → a frozen ``ServingSettings``
+validation  one request's tensors → checked ``Sequence`` rows, or ``InvalidRequest``
+batching    sequence lengths → length-sorted forward chunks with little padding
+scores      ``problem_type`` → the score function applied to logits
+engine      checkpoint → ``ClassifierEngine`` that runs the forward passes
+"""

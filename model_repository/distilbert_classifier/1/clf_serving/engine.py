@@ -1,0 +1,111 @@
+"""Load a DistilBERT classification checkpoint and run batched forward passes."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .batching import plan_forwards
+from .scores import resolve_problem_type
+from .settings import ServingSettings
+from .validation import Limits, Sequence
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass(frozen=True)
+class ForwardStats:
+    """One forward pass: how many sequences, real tokens, and tokens computed with padding."""
+
+    rows: int
+    real_tokens: int
+    padded_tokens: int
+
+
+class CheckpointMismatch(ValueError):
+    """The model config publishes facts that the loaded checkpoint contradicts."""
+
+
+class ClassifierEngine:
+    def __init__(self, model, device: torch.device, settings: ServingSettings):
+        self.model = model
+        self.device = device
+        self.settings = settings
+        config = model.config
+        self.problem_type = resolve_problem_type(config.problem_type, config.num_labels)
+        self.num_labels = int(config.num_labels)
+        self.labels = tuple(config.id2label[i] for i in range(self.num_labels))
+        self.limits = Limits(vocab_size=int(config.vocab_size), max_length=int(config.max_position_embeddings))
+        self.pad_id = int(config.pad_token_id or 0)
+        self.check_published_facts()
+
+    @classmethod
+    def load(cls, checkpoint: Path, device: torch.device, settings: ServingSettings) -> ClassifierEngine:
+        from transformers import AutoConfig, DistilBertForSequenceClassification
+
+        config = AutoConfig.from_pretrained(checkpoint, trust_remote_code=False)
+        if config.model_type != "distilbert":
+            raise ValueError(f"{checkpoint} holds a {config.model_type!r} model; this model serves DistilBERT only")
+        if not any(Path(checkpoint).glob("*.safetensors")):
+            raise ValueError(f"{checkpoint} has no .safetensors weights; pickled weights are never loaded")
+        model = DistilBertForSequenceClassification.from_pretrained(
+            checkpoint, use_safetensors=True, trust_remote_code=False, attn_implementation="sdpa"
+        )
+        model = model.to(device=device, dtype=DTYPES[settings.precision]).eval()
+        return cls(model, device, settings)
+
+    def check_published_facts(self) -> None:
+        s = self.settings
+        published = {
+            "problem_type": (s.problem_type, self.problem_type),
+            "max_sequence_length": (s.max_sequence_length, self.limits.max_length),
+            "vocab_size": (s.vocab_size, self.limits.vocab_size),
+            "num_labels": (s.num_labels, self.num_labels),
+            "labels": (s.labels, self.labels),
+        }
+        wrong = [
+            f"{k}: config.pbtxt says {a!r}, checkpoint has {b!r}"
+            for k, (a, b) in published.items()
+            if a is not None and a != b
+        ]
+        if wrong:
+            raise CheckpointMismatch(
+                "config.pbtxt does not describe this checkpoint (re-run build/export.py): " + "; ".join(wrong)
+            )
+
+    def classify(self, sequences: list[Sequence]) -> tuple[np.ndarray, list[ForwardStats]]:
+        """FP32 logits ``[len(sequences), num_labels]`` in input order, and per-forward stats."""
+        logits = np.empty((len(sequences), self.num_labels), dtype=np.float32)
+        stats = []
+        lengths = [s.length for s in sequences]
+        for chunk in plan_forwards(lengths, self.settings.forward_overhead_tokens, self.settings.max_forward_tokens):
+            rows = [sequences[i] for i in chunk]
+            logits[chunk] = self.forward(rows)
+            longest = max(s.length for s in rows)
+            stats.append(ForwardStats(len(rows), sum(s.length for s in rows), len(rows) * longest))
+        return logits, stats
+
+    @torch.inference_mode()
+    def forward(self, rows: list[Sequence]) -> np.ndarray:
+        longest = max(s.length for s in rows)
+        ids = np.full((len(rows), longest), self.pad_id, dtype=np.int64)
+        mask = np.zeros((len(rows), longest), dtype=np.int64)
+        for r, sequence in enumerate(rows):
+            ids[r, : sequence.length] = sequence.ids
+            mask[r, : sequence.length] = 1 if sequence.mask is None else sequence.mask
+        output = self.model(
+            input_ids=torch.from_numpy(ids).to(self.device), attention_mask=torch.from_numpy(mask).to(self.device)
+        )
+        return output.logits.float().cpu().numpy()
+
+
+def torch_threads(settings: ServingSettings, cpu_instances: int) -> int:
+    """Threads per instance so that all CPU instances together fit the cores."""
+    if settings.cpu_threads > 0:
+        return settings.cpu_threads
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores // max(1, cpu_instances))

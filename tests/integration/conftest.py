@@ -1,0 +1,61 @@
+"""A real ``tritonserver`` (from the nvidia-pytriton wheel), started once for the session.
+
+The test repository holds one tiny model per problem type, exported by the same
+``build/export.py`` a user runs. The fixture waits for readiness with a deadline and
+always stops the server, printing its log if it failed to start.
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+import tritonclient.grpc as grpcclient
+
+from export import ServingConfig, write_model
+from launch import LocalServer
+from server_flags import ServerOptions
+
+# Test model name per problem type. The single-label one carries the product's model name.
+MODELS = {
+    "single_label_classification": "distilbert_classifier",
+    "multi_label_classification": "classifier_multi",
+    "regression": "classifier_regression",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def model_repository(tmp_path_factory, tiny_checkpoints) -> Path:
+    repository = tmp_path_factory.mktemp("model_repository")
+    for problem_type, name in MODELS.items():
+        # One thread each: three models share two cores with the tests themselves.
+        write_model(tiny_checkpoints[problem_type], repository, ServingConfig(model_name=name, cpu_threads=1))
+    return repository
+
+
+@pytest.fixture(scope="session")
+def server(model_repository, tmp_path_factory):
+    options = ServerOptions(
+        model_repository=str(model_repository),
+        grpc_port=free_port(),
+        http_port=free_port(),
+        metrics_port=free_port(),
+        exit_timeout_s=10,
+    )
+    local = LocalServer(options, log_path=tmp_path_factory.mktemp("server") / "tritonserver.log")
+    local.start(timeout_s=240)
+    yield local
+    local.stop()
+
+
+@pytest.fixture
+def grpc_client(server):
+    with grpcclient.InferenceServerClient(server.grpc_url) as client:
+        yield client

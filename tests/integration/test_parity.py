@@ -1,0 +1,91 @@
+"""Served fp32 logits equal in-process transformers on the same checkpoint."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from helpers import infer_ids, reference_logits, token_ids
+
+from corpus import english_texts
+
+TOLERANCE = 1e-4
+SINGLE = "single_label_classification"
+
+
+@pytest.fixture(scope="module")
+def texts() -> list[str]:
+    texts = english_texts(60, seed=1)
+    texts.append(" ".join(english_texts(400, seed=2)))  # one text truncated at 512 tokens
+    return texts
+
+
+def test_served_logits_match_in_process_when_60_texts_are_sent_concurrently(
+    server, grpc_client, tiny_checkpoints, texts
+):
+    checkpoint = tiny_checkpoints[SINGLE]
+    ids = token_ids(checkpoint, texts)
+    assert len({len(row) for row in ids}) > 20, "the texts must have varied lengths"
+    assert max(len(row) for row in ids) == 512
+
+    def call(row):
+        return infer_ids(grpc_client, "distilbert_classifier", np.array([row], dtype=np.int64)).as_numpy("logits")[0]
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        served = np.stack(list(pool.map(call, ids)))
+
+    expected = reference_logits(checkpoint, ids)
+    assert np.abs(served - expected).max() <= TOLERANCE
+
+
+def test_padded_multi_row_request_matches_in_process_per_row(grpc_client, tiny_checkpoints, texts):
+    checkpoint = tiny_checkpoints[SINGLE]
+    ids = token_ids(checkpoint, texts[:12])
+    longest = max(len(row) for row in ids)
+    padded = np.zeros((len(ids), longest), dtype=np.int64)
+    mask = np.zeros_like(padded)
+    for r, row in enumerate(ids):
+        padded[r, : len(row)] = row
+        mask[r, : len(row)] = 1
+
+    served = infer_ids(grpc_client, "distilbert_classifier", padded, mask).as_numpy("logits")
+
+    assert served.shape == (12, 3)
+    assert np.abs(served - reference_logits(checkpoint, ids)).max() <= TOLERANCE
+
+
+def test_mask_with_holes_matches_in_process_with_the_same_mask(grpc_client, tiny_checkpoints):
+    import torch
+    from helpers import reference_model
+
+    checkpoint = tiny_checkpoints[SINGLE]
+    ids = np.array([token_ids(checkpoint, ["a mask may leave out tokens in the middle of a text"])[0]], dtype=np.int64)
+    mask = np.ones_like(ids)
+    mask[0, 3:6] = 0
+
+    served = infer_ids(grpc_client, "distilbert_classifier", ids, mask).as_numpy("logits")
+
+    with torch.inference_mode():
+        expected = reference_model(checkpoint)(torch.from_numpy(ids), attention_mask=torch.from_numpy(mask)).logits
+    assert np.abs(served - expected.numpy()).max() <= TOLERANCE
+
+
+def test_classification_extension_returns_top_k_labels_from_labels_file(grpc_client, tiny_checkpoints):
+    import tritonclient.grpc as grpcclient
+
+    checkpoint = tiny_checkpoints[SINGLE]
+    ids = np.array(token_ids(checkpoint, ["I love this movie"]), dtype=np.int64)
+    inputs = [grpcclient.InferInput("input_ids", list(ids.shape), "INT64")]
+    inputs[0].set_data_from_numpy(ids)
+    outputs = [grpcclient.InferRequestedOutput("probabilities", class_count=2)]
+
+    top = grpc_client.infer("distilbert_classifier", inputs, outputs=outputs).as_numpy("probabilities")[0]
+
+    probabilities = infer_ids(grpc_client, "distilbert_classifier", ids).as_numpy("probabilities")[0]
+    labels = ["negative", "neutral", "positive"]
+    expected = [int(i) for i in np.argsort(-probabilities)[:2]]
+    decoded = [entry.decode().split(":") for entry in top]
+    assert [int(index) for _, index, _ in decoded] == expected
+    assert [label for _, _, label in decoded] == [labels[i] for i in expected]
+    assert [float(score) for score, _, _ in decoded] == pytest.approx([probabilities[i] for i in expected], abs=1e-6)

@@ -1,0 +1,43 @@
+import numpy as np
+
+from clf_serving.batching import plan_forwards
+
+
+def covered(chunks):
+    return sorted(int(i) for chunk in chunks for i in chunk)
+
+
+def test_every_sequence_lands_in_exactly_one_forward():
+    lengths = np.random.default_rng(0).integers(1, 300, size=200)
+    chunks = plan_forwards(lengths, overhead_tokens=16, max_tokens=4096)
+    assert covered(chunks) == list(range(200))
+
+
+def test_chunks_are_length_sorted_and_respect_the_token_cap():
+    lengths = np.random.default_rng(1).integers(1, 300, size=100)
+    chunks = plan_forwards(lengths, overhead_tokens=16, max_tokens=2048)
+    previous_max = 0
+    for chunk in chunks:
+        assert lengths[chunk].min() >= previous_max
+        previous_max = lengths[chunk].max()
+        assert len(chunk) == 1 or len(chunk) * lengths[chunk].max() <= 2048
+
+
+def test_equal_lengths_share_one_forward():
+    assert [len(c) for c in plan_forwards([10] * 32, overhead_tokens=16, max_tokens=8192)] == [32]
+
+
+def test_a_long_outlier_gets_its_own_forward_rather_than_padding_everyone():
+    chunks = plan_forwards([8] * 30 + [500], overhead_tokens=16, max_tokens=1 << 20)
+    assert sorted(len(c) for c in chunks) == [1, 30]
+
+
+def test_padding_waste_is_small_on_mixed_lengths():
+    lengths = np.random.default_rng(2).lognormal(3.0, 0.8, size=64).astype(int) + 3
+    chunks = plan_forwards(lengths, overhead_tokens=16, max_tokens=8192)
+    computed = sum(len(c) * lengths[c].max() for c in chunks)
+    assert computed / lengths.sum() - 1 < 0.15
+
+
+def test_no_sequences_means_no_forwards():
+    assert plan_forwards([], overhead_tokens=16, max_tokens=8192) == []
