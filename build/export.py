@@ -50,8 +50,12 @@ class ServingConfig:
     instance_kind: str = "auto"
     precision: str = "fp32"
     cpu_threads: int = 0
+    forward_mode: str = "packed"
     forward_overhead_tokens: int = 16
+    attention_overhead_tokens: int = 64
     max_forward_tokens: int = 8192
+    # Off only for the benchmark's naive baseline: one request per execute.
+    dynamic_batching: bool = True
 
 
 def resolve_checkpoint(checkpoint: str) -> Path:
@@ -94,7 +98,8 @@ def model_config(facts: dict, serving: ServingConfig) -> mc.ModelConfig:
         config.input.add(name=name, data_type=mc.TYPE_INT64, dims=[-1], allow_ragged_batch=True, optional=optional)
     for name in ("logits", "probabilities"):
         config.output.add(name=name, data_type=mc.TYPE_FP32, dims=[facts["num_labels"]], label_filename=LABELS_FILE)
-    config.dynamic_batching.max_queue_delay_microseconds = serving.max_queue_delay_us
+    if serving.dynamic_batching:
+        config.dynamic_batching.max_queue_delay_microseconds = serving.max_queue_delay_us
     config.instance_group.add(count=serving.instance_count, kind=KINDS[serving.instance_kind])
     # Warm the shapes that matter: one short text, and a full batch of long ones.
     for name, batch, length in (("short_text", 1, 16), ("long_batch", 8, 128)):
@@ -106,7 +111,9 @@ def model_config(facts: dict, serving: ServingConfig) -> mc.ModelConfig:
         "checkpoint": "checkpoint",
         "precision": serving.precision,
         "cpu_threads": str(serving.cpu_threads),
+        "forward_mode": serving.forward_mode,
         "forward_overhead_tokens": str(serving.forward_overhead_tokens),
+        "attention_overhead_tokens": str(serving.attention_overhead_tokens),
         "max_forward_tokens": str(serving.max_forward_tokens),
         "problem_type": facts["problem_type"],
         "max_sequence_length": str(facts["max_sequence_length"]),
@@ -156,7 +163,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default=defaults.precision)
     parser.add_argument("--cpu-threads", type=int, default=defaults.cpu_threads, help="0: cores ÷ CPU instances")
+    parser.add_argument("--forward-mode", choices=("packed", "padded"), default=defaults.forward_mode)
     parser.add_argument("--forward-overhead-tokens", type=int, default=defaults.forward_overhead_tokens)
+    parser.add_argument("--attention-overhead-tokens", type=int, default=defaults.attention_overhead_tokens)
     parser.add_argument("--max-forward-tokens", type=int, default=defaults.max_forward_tokens)
     args = parser.parse_args(argv)
     serving = ServingConfig(
@@ -167,7 +176,9 @@ def main(argv: list[str] | None = None) -> None:
         instance_kind=args.kind,
         precision=args.precision,
         cpu_threads=args.cpu_threads,
+        forward_mode=args.forward_mode,
         forward_overhead_tokens=args.forward_overhead_tokens,
+        attention_overhead_tokens=args.attention_overhead_tokens,
         max_forward_tokens=args.max_forward_tokens,
     )
     print(write_model(resolve_checkpoint(args.checkpoint), args.repository, serving))

@@ -41,3 +41,12 @@ def test_padding_waste_is_small_on_mixed_lengths():
 
 def test_no_sequences_means_no_forwards():
     assert plan_forwards([], overhead_tokens=16, max_tokens=8192) == []
+
+
+def test_token_budget_groups_cover_everything_within_budget():
+    from clf_serving.batching import token_budget_groups
+
+    lengths = np.random.default_rng(3).integers(1, 512, size=300)
+    groups = token_budget_groups(lengths, max_tokens=2048)
+    assert covered(groups) == list(range(300))
+    assert all(lengths[g].sum() <= 2048 or len(g) == 1 for g in groups)

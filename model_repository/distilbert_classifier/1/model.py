@@ -60,6 +60,9 @@ class ForwardMetrics:
         self.padded_tokens = counter(
             "clf_forward_padded_tokens_total", "Tokens computed in forward passes, padding included"
         )
+        self.attention_tokens = counter(
+            "clf_forward_attention_tokens_total", "Query positions computed in attention, padding included"
+        )
         self.forward_us = counter("clf_forward_duration_us_total", "Time spent in forward passes, microseconds")
 
     def record(self, stats, duration_us: float) -> None:
@@ -68,6 +71,7 @@ class ForwardMetrics:
             self.sequences.increment(forward.rows)
             self.real_tokens.increment(forward.real_tokens)
             self.padded_tokens.increment(forward.padded_tokens)
+            self.attention_tokens.increment(forward.attention_tokens)
         self.forward_us.increment(duration_us)
 
 

@@ -49,3 +49,21 @@ def plan_forwards(lengths: list[int] | np.ndarray, overhead_tokens: float, max_t
 def padding_stats(lengths: np.ndarray) -> tuple[int, int]:
     """(real tokens, computed tokens) of one padded forward over ``lengths``."""
     return int(lengths.sum()), int(lengths.size * lengths.max())
+
+
+def token_budget_groups(lengths: list[int] | np.ndarray, max_tokens: int) -> list[np.ndarray]:
+    """Length-sorted groups of sequence indices with at most ``max_tokens`` real tokens each.
+
+    For the packed forward, which spends nothing on padding: groups only bound memory.
+    """
+    lengths = np.asarray(lengths, dtype=np.int64)
+    order = np.argsort(lengths, kind="stable")
+    groups, start, total = [], 0, 0
+    for position, index in enumerate(order):
+        if position > start and total + lengths[index] > max_tokens:
+            groups.append(order[start:position])
+            start, total = position, 0
+        total += int(lengths[index])
+    if start < len(order):
+        groups.append(order[start:])
+    return groups

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .batching import plan_forwards
+from .batching import plan_forwards, token_budget_groups
+from .packed import PackedClassifier
 from .scores import resolve_problem_type
 from .settings import ServingSettings
 from .validation import Limits, Sequence
@@ -19,11 +20,13 @@ DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 @dataclass(frozen=True)
 class ForwardStats:
-    """One forward pass: how many sequences, real tokens, and tokens computed with padding."""
+    """One forward pass: sequences, real tokens, tokens through the dense layers (padding
+    included), and query-key positions computed in attention (padding included)."""
 
     rows: int
     real_tokens: int
     padded_tokens: int
+    attention_tokens: int
 
 
 class CheckpointMismatch(ValueError):
@@ -41,6 +44,7 @@ class ClassifierEngine:
         self.labels = tuple(config.id2label[i] for i in range(self.num_labels))
         self.limits = Limits(vocab_size=int(config.vocab_size), max_length=int(config.max_position_embeddings))
         self.pad_id = int(config.pad_token_id or 0)
+        self.packed = PackedClassifier(model, settings.attention_overhead_tokens)
         self.check_published_facts()
 
     @classmethod
@@ -82,15 +86,23 @@ class ClassifierEngine:
         logits = np.empty((len(sequences), self.num_labels), dtype=np.float32)
         stats = []
         lengths = [s.length for s in sequences]
+        if self.settings.forward_mode == "packed":
+            for group in token_budget_groups(lengths, self.settings.max_forward_tokens):
+                rows = [sequences[i] for i in group]
+                out, packed = self.packed.logits([s.ids for s in rows], [s.mask for s in rows])
+                logits[group] = out.float().cpu().numpy()
+                stats.append(ForwardStats(len(rows), packed.real_tokens, packed.real_tokens, packed.attention_tokens))
+            return logits, stats
         for chunk in plan_forwards(lengths, self.settings.forward_overhead_tokens, self.settings.max_forward_tokens):
             rows = [sequences[i] for i in chunk]
-            logits[chunk] = self.forward(rows)
-            longest = max(s.length for s in rows)
-            stats.append(ForwardStats(len(rows), sum(s.length for s in rows), len(rows) * longest))
+            logits[chunk] = self.forward_padded(rows)
+            padded = len(rows) * max(s.length for s in rows)
+            stats.append(ForwardStats(len(rows), sum(s.length for s in rows), padded, padded))
         return logits, stats
 
     @torch.inference_mode()
-    def forward(self, rows: list[Sequence]) -> np.ndarray:
+    def forward_padded(self, rows: list[Sequence]) -> np.ndarray:
+        """The transformers model itself on a padded batch (``forward_mode: padded``)."""
         longest = max(s.length for s in rows)
         ids = np.full((len(rows), longest), self.pad_id, dtype=np.int64)
         mask = np.zeros((len(rows), longest), dtype=np.int64)

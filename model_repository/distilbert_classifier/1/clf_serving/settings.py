@@ -1,7 +1,8 @@
 """The model's ``config.pbtxt`` ``parameters``, read once into a frozen value object.
 
-Two kinds of parameters live there. Tuning knobs (``precision``, ``cpu_threads``,
-``forward_overhead_tokens``, ``max_forward_tokens``, ``checkpoint``) are read by the
+Two kinds of parameters live there. Tuning knobs (``precision``, ``cpu_threads``, ``forward_mode``,
+``forward_overhead_tokens``, ``attention_overhead_tokens``, ``max_forward_tokens``,
+``checkpoint``) are read by the
 model. Facts about the checkpoint (``problem_type``, ``max_sequence_length``,
 ``vocab_size``, ``num_labels``, ``labels``) are written by ``build/export.py`` so that
 any client can learn them from the model config; the model checks them against the
@@ -14,6 +15,9 @@ import json
 from dataclasses import dataclass
 
 PRECISIONS = ("fp32", "bf16", "fp16")
+# packed: dense layers on real tokens only (clf_serving/packed.py); padded: the transformers
+# model on length-sorted padded chunks, kept as the reference path and for comparison.
+FORWARD_MODES = ("packed", "padded")
 
 
 @dataclass(frozen=True)
@@ -21,7 +25,9 @@ class ServingSettings:
     checkpoint: str = "checkpoint"
     precision: str = "fp32"
     cpu_threads: int = 0
+    forward_mode: str = "packed"
     forward_overhead_tokens: int = 16
+    attention_overhead_tokens: int = 64
     max_forward_tokens: int = 8192
     # Facts about the checkpoint, as published to clients (None: not published).
     problem_type: str | None = None
@@ -50,12 +56,17 @@ def read_settings(model_config: dict) -> ServingSettings:
     precision = values.get("precision", "fp32").lower()
     if precision not in PRECISIONS:
         raise ValueError(f"parameter precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
+    forward_mode = values.get("forward_mode", "packed").lower()
+    if forward_mode not in FORWARD_MODES:
+        raise ValueError(f"parameter forward_mode must be one of {', '.join(FORWARD_MODES)}; got {forward_mode!r}")
     labels = tuple(json.loads(values["labels"])) if "labels" in values else None
     return ServingSettings(
         checkpoint=values.get("checkpoint", "checkpoint"),
         precision=precision,
         cpu_threads=integer("cpu_threads", 0),
+        forward_mode=forward_mode,
         forward_overhead_tokens=integer("forward_overhead_tokens", 16),
+        attention_overhead_tokens=integer("attention_overhead_tokens", 64),
         max_forward_tokens=integer("max_forward_tokens", 8192),
         problem_type=values.get("problem_type"),
         max_sequence_length=integer("max_sequence_length", None),

@@ -1,0 +1,60 @@
+"""The packed forward gives the transformers model's logits, whatever the lengths and masks."""
+
+import numpy as np
+import pytest
+import torch
+
+from clf_serving.engine import ClassifierEngine
+from clf_serving.settings import ServingSettings
+from clf_serving.validation import Sequence
+from corpus import english_texts
+from helpers import reference_logits, reference_model, token_ids
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tiny_checkpoints):
+    return tiny_checkpoints["multi_label_classification"]
+
+
+@pytest.fixture(scope="module")
+def ids(checkpoint):
+    rows = token_ids(checkpoint, english_texts(40, seed=6))
+    rows.append(token_ids(checkpoint, [" ".join(english_texts(300, seed=7))])[0])  # 512 tokens
+    return [np.array(row, dtype=np.int64) for row in rows]
+
+
+@pytest.mark.parametrize("mode", ["packed", "padded"])
+def test_engine_logits_match_transformers_one_text_at_a_time(checkpoint, ids, mode):
+    engine = ClassifierEngine.load(checkpoint, torch.device("cpu"), ServingSettings(forward_mode=mode))
+    logits, stats = engine.classify([Sequence(row, None) for row in ids])
+    assert np.abs(logits - reference_logits(checkpoint, [row.tolist() for row in ids])).max() <= 1e-5
+    assert sum(s.rows for s in stats) == len(ids)
+
+
+def test_packed_forward_computes_no_padding_in_dense_layers(checkpoint, ids):
+    engine = ClassifierEngine.load(checkpoint, torch.device("cpu"), ServingSettings(forward_mode="packed"))
+    _, stats = engine.classify([Sequence(row, None) for row in ids])
+    assert sum(s.padded_tokens for s in stats) == sum(len(row) for row in ids)
+
+
+def test_packed_forward_honours_masks_with_holes(checkpoint, ids):
+    engine = ClassifierEngine.load(checkpoint, torch.device("cpu"), ServingSettings(forward_mode="packed"))
+    masks = [None] * len(ids)
+    for index in (0, 5, 9):
+        masks[index] = np.ones(len(ids[index]), dtype=np.int64)
+        masks[index][1 : len(ids[index]) // 2] = 0
+    logits, _ = engine.classify([Sequence(row, mask) for row, mask in zip(ids, masks, strict=True)])
+    model = reference_model(checkpoint)
+    with torch.inference_mode():
+        for index in (0, 5, 9):
+            expected = model(torch.from_numpy(ids[index][None]), attention_mask=torch.from_numpy(masks[index][None]))
+            assert np.abs(logits[index] - expected.logits[0].numpy()).max() <= 1e-5
+
+
+def test_token_budget_splits_a_large_batch_without_changing_answers(checkpoint, ids):
+    small = ServingSettings(forward_mode="packed", max_forward_tokens=256)
+    engine = ClassifierEngine.load(checkpoint, torch.device("cpu"), small)
+    logits, stats = engine.classify([Sequence(row, None) for row in ids])
+    assert len(stats) > 3
+    assert all(s.real_tokens <= 256 or s.rows == 1 for s in stats)
+    assert np.abs(logits - reference_logits(checkpoint, [row.tolist() for row in ids])).max() <= 1e-5
