@@ -7,6 +7,7 @@ import queue
 import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
+
 from helpers import reference_logits, token_ids
 
 MODEL = "distilbert_classifier"

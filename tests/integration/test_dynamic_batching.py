@@ -6,9 +6,9 @@ import queue
 
 import numpy as np
 import tritonclient.grpc as grpcclient
-from helpers import reference_logits, token_ids
 
 from corpus import english_texts
+from helpers import reference_logits, token_ids
 
 
 def counts(client, model: str) -> tuple[int, int]:

@@ -10,6 +10,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
 from conftest import free_port
 
 LAUNCHER = Path(__file__).resolve().parents[2] / "build" / "launch.py"

@@ -6,9 +6,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from helpers import infer_ids, reference_logits, token_ids
 
 from corpus import english_texts
+from helpers import infer_ids, reference_logits, token_ids
 
 TOLERANCE = 1e-4
 SINGLE = "single_label_classification"
@@ -57,6 +57,7 @@ def test_padded_multi_row_request_matches_in_process_per_row(grpc_client, tiny_c
 
 def test_mask_with_holes_matches_in_process_with_the_same_mask(grpc_client, tiny_checkpoints):
     import torch
+
     from helpers import reference_model
 
     checkpoint = tiny_checkpoints[SINGLE]

@@ -6,10 +6,10 @@ import json
 
 import numpy as np
 import pytest
-from conftest import MODELS
-from helpers import infer_ids, reference_logits, token_ids
 
+from conftest import MODELS
 from corpus import english_texts
+from helpers import infer_ids, reference_logits, token_ids
 
 
 def softmax(x):
