@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 PORTS ?= --http-port 8000 --grpc-port 8001 --metrics-port 8002
 
-.PHONY: install serve test test-fast lint model bench clean
+.PHONY: install serve test test-fast lint model bench precision-report clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,8 +41,13 @@ test: install lint
 test-fast: install
 	$(PY) -m pytest tests/unit
 
-bench: model
+# Not part of `make test`: minutes long, and it needs a quiet machine.
+bench: install
+	$(PIP) install --quiet -e ".[bench]"
 	$(PY) build/benchmark.py
+
+precision-report: install
+	$(PY) build/precision_report.py
 
 clean:
 	rm -rf $(VENV) checkpoints bench-results model_repository/*/1/checkpoint model_repository/*/labels.txt

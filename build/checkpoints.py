@@ -65,11 +65,11 @@ def build_tokenizer(max_length: int):
     return tokenizer
 
 
-def build_model(size: str, problem_type: str, vocab_size: int):
+def build_model(size: str, problem_type: str, vocab_size: int, labels: list[str] | None = None):
     import torch
     from transformers import DistilBertConfig, DistilBertForSequenceClassification
 
-    labels = LABELS[problem_type]
+    labels = labels or LABELS[problem_type]
     config = DistilBertConfig(
         vocab_size=vocab_size,
         max_position_embeddings=512,

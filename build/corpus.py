@@ -95,19 +95,41 @@ MODULES = (
 _WORD = re.compile(r"[A-Za-z]{2,}")
 
 
-def _docstrings():
-    for name in MODULES:
+# A real labelled task on the same text: which area of the standard library a docstring
+# comes from. Used to train a classification head whose margins mean something.
+TOPICS = {
+    "networking": (
+        "http.client",
+        "http.server",
+        "imaplib",
+        "selectors",
+        "smtplib",
+        "socket",
+        "socketserver",
+        "ssl",
+        "urllib.parse",
+        "urllib.request",
+    ),
+    "concurrency": ("asyncio", "concurrent.futures", "multiprocessing", "queue", "sched", "threading"),
+    "files": ("glob", "gzip", "io", "os", "pathlib", "shelve", "shutil", "tarfile", "tempfile", "zipfile"),
+    "text": ("csv", "difflib", "html.parser", "json", "re", "string", "textwrap", "tokenize", "xml.dom.minidom"),
+}
+
+
+def _docstrings(modules=MODULES):
+    """(module name, docstring) of each module and its public classes and functions."""
+    for name in modules:
         try:
             module = importlib.import_module(name)
         except ImportError:
             continue
-        yield inspect.getdoc(module) or ""
+        yield name, inspect.getdoc(module) or ""
         for attribute in sorted(vars(module)):
             if attribute.startswith("_"):
                 continue
             value = getattr(module, attribute)
             if (inspect.isclass(value) or inspect.isfunction(value)) and getattr(value, "__module__", None) == name:
-                yield inspect.getdoc(value) or ""
+                yield name, inspect.getdoc(value) or ""
 
 
 def _is_prose(text: str) -> bool:
@@ -116,20 +138,34 @@ def _is_prose(text: str) -> bool:
     return len(words) >= 3 and len(_WORD.findall(text)) >= 0.7 * len(words) and ">>>" not in text
 
 
-def english_texts(count: int | None = None, seed: int = 0) -> list[str]:
-    """Distinct texts in a fixed order for a given seed: paragraphs and their first sentences."""
+def _texts_with_modules(modules=MODULES) -> list[tuple[str, str]]:
     seen: set[str] = set()
-    texts: list[str] = []
-    for doc in _docstrings():
+    texts: list[tuple[str, str]] = []
+    for module, doc in _docstrings(modules):
         for paragraph in re.split(r"\n\s*\n", doc):
             paragraph = " ".join(paragraph.split())
             first_sentence = re.split(r"(?<=[.!?])\s", paragraph, maxsplit=1)[0]
             for text in (paragraph, first_sentence):
                 if _is_prose(text) and text not in seen:
                     seen.add(text)
-                    texts.append(text)
+                    texts.append((text, module))
+    return texts
+
+
+def english_texts(count: int | None = None, seed: int = 0) -> list[str]:
+    """Distinct texts in a fixed order for a given seed: paragraphs and their first sentences."""
+    texts = [text for text, _ in _texts_with_modules()]
     random.Random(seed).shuffle(texts)
     return texts if count is None else texts[:count]
+
+
+def labelled_texts(seed: int = 0) -> tuple[list[str], list[int], list[str]]:
+    """(texts, topic index per text, topic names) for the ``TOPICS`` task, shuffled."""
+    topics = list(TOPICS)
+    topic_of = {module: topics.index(topic) for topic, modules in TOPICS.items() for module in modules}
+    pairs = _texts_with_modules(tuple(topic_of))
+    random.Random(seed).shuffle(pairs)
+    return [text for text, _ in pairs], [topic_of[module] for _, module in pairs], topics
 
 
 if __name__ == "__main__":

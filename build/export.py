@@ -10,6 +10,12 @@ Writes, under ``<repository>/<model-name>/``:
     1/checkpoint/             config.json, *.safetensors, tokenizer files
     1/model.py, 1/clf_serving copied from this project when the repository is elsewhere
 
+and, beside it, the raw-text model ``<repository>/distilbert_text/`` (``--no-text-model`` skips it):
+    config.pbtxt              BYTES ``text`` / ``text_pair`` in; ``logits``, ``probabilities``, ``label`` out;
+                              it tokenizes with the token model's checkpoint and calls that model (BLS)
+    labels.txt                the labels for Triton classification
+    1/model.py, 1/text_serving copied from this project when the repository is elsewhere
+
 Safetensors weights only: a checkpoint with only pickled weights is refused.
 """
 
@@ -27,6 +33,8 @@ from tritonclient.grpc import model_config_pb2 as mc
 PROJECT = Path(__file__).resolve().parent.parent
 MODEL_SOURCE = PROJECT / "model_repository" / "distilbert_classifier" / "1"
 DEFAULT_MODEL_NAME = "distilbert_classifier"
+TEXT_MODEL_SOURCE = PROJECT / "model_repository" / "distilbert_text" / "1"
+DEFAULT_TEXT_MODEL_NAME = "distilbert_text"
 LABELS_FILE = "labels.txt"
 CHECKPOINT_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
 KINDS = {
@@ -56,6 +64,28 @@ class ServingConfig:
     max_forward_tokens: int = 8192
     # Off only for the benchmark's naive baseline: one request per execute.
     dynamic_batching: bool = True
+    # Overload (see RELIABILITY.md): at most this many requests wait in the dynamic batcher's queue;
+    # the next one is refused at once with UNAVAILABLE "Exceeds maximum queue size" instead of
+    # waiting without bound. 0: unbounded.
+    max_queue_size: int = 128
+    # A request that waited this long in the queue is refused (timeout_action REJECT) rather than
+    # served late; a request may ask for a shorter timeout (allow_timeout_override). 0: no timeout.
+    queue_timeout_us: int = 0
+
+
+@dataclass(frozen=True)
+class TextModelConfig:
+    """Knobs of the raw-text model; the defaults are what ``make serve`` uses (see README)."""
+
+    model_name: str = DEFAULT_TEXT_MODEL_NAME
+    max_batch_size: int = 64
+    max_queue_delay_us: int = 500
+    # Two CPU instances: while one awaits the token model's answer, the other tokenizes the
+    # next batch, so the token model's queue never runs dry for want of tokens.
+    instance_count: int = 2
+    # Defaults a request may override with request parameters of the same names.
+    truncation: bool = True
+    truncation_side: str = "right"
 
 
 def resolve_checkpoint(checkpoint: str) -> Path:
@@ -100,6 +130,12 @@ def model_config(facts: dict, serving: ServingConfig) -> mc.ModelConfig:
         config.output.add(name=name, data_type=mc.TYPE_FP32, dims=[facts["num_labels"]], label_filename=LABELS_FILE)
     if serving.dynamic_batching:
         config.dynamic_batching.max_queue_delay_microseconds = serving.max_queue_delay_us
+        if serving.max_queue_size or serving.queue_timeout_us:
+            policy = config.dynamic_batching.default_queue_policy
+            policy.timeout_action = mc.ModelQueuePolicy.REJECT
+            policy.max_queue_size = serving.max_queue_size
+            policy.default_timeout_microseconds = serving.queue_timeout_us
+            policy.allow_timeout_override = True
     config.instance_group.add(count=serving.instance_count, kind=KINDS[serving.instance_kind])
     # Warm the shapes that matter: one short text, and a full batch of long ones.
     for name, batch, length in (("short_text", 1, 16), ("long_batch", 8, 128)):
@@ -146,6 +182,51 @@ def write_model(checkpoint: Path, repository: Path, serving: ServingConfig) -> P
     return model_dir
 
 
+def text_model_config(facts: dict, serving: ServingConfig, text: TextModelConfig) -> mc.ModelConfig:
+    config = mc.ModelConfig(name=text.model_name, backend="python", max_batch_size=text.max_batch_size)
+    for name, optional in (("text", False), ("text_pair", True)):
+        config.input.add(name=name, data_type=mc.TYPE_STRING, dims=[1], optional=optional)
+    for name in ("logits", "probabilities"):
+        config.output.add(name=name, data_type=mc.TYPE_FP32, dims=[facts["num_labels"]], label_filename=LABELS_FILE)
+    config.output.add(name="label", data_type=mc.TYPE_STRING, dims=[1])
+    config.dynamic_batching.max_queue_delay_microseconds = text.max_queue_delay_us
+    # Tokenization is CPU work wherever the token model runs.
+    config.instance_group.add(count=text.instance_count, kind=mc.ModelInstanceGroup.KIND_CPU)
+    # No model_warmup: Triton refuses inference (BLS included) until the server is ready, so a
+    # warmup through the token model would fail the load. model.py warms its tokenizer itself.
+    parameters = {
+        "classifier_model": serving.model_name,
+        "classifier_max_batch_size": str(serving.max_batch_size),
+        # Relative to the model repository: the token model's own tokenizer, one copy for both.
+        "tokenizer": f"{serving.model_name}/1/checkpoint",
+        "truncation": "true" if text.truncation else "false",
+        "truncation_side": text.truncation_side,
+        "max_sequence_length": str(facts["max_sequence_length"]),
+        "num_labels": str(facts["num_labels"]),
+        "labels": json.dumps(facts["labels"]),
+    }
+    for key, value in parameters.items():
+        config.parameters[key].string_value = value
+    return config
+
+
+def write_text_model(
+    checkpoint: Path, repository: Path, serving: ServingConfig, text: TextModelConfig | None = None
+) -> Path:
+    """The raw-text model beside the token model ``serving.model_name`` (written by ``write_model``)."""
+    text = text or TextModelConfig()
+    facts = checkpoint_facts(checkpoint)
+    model_dir = repository / text.model_name
+    version_dir = model_dir / "1"
+    if version_dir.resolve() != TEXT_MODEL_SOURCE.resolve():
+        shutil.copytree(
+            TEXT_MODEL_SOURCE, version_dir, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    (model_dir / LABELS_FILE).write_text("".join(f"{label}\n" for label in facts["labels"]))
+    (model_dir / "config.pbtxt").write_text(text_format.MessageToString(text_model_config(facts, serving, text)))
+    return model_dir
+
+
 def main(argv: list[str] | None = None) -> None:
     defaults = ServingConfig()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -167,6 +248,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--forward-overhead-tokens", type=int, default=defaults.forward_overhead_tokens)
     parser.add_argument("--attention-overhead-tokens", type=int, default=defaults.attention_overhead_tokens)
     parser.add_argument("--max-forward-tokens", type=int, default=defaults.max_forward_tokens)
+    parser.add_argument("--max-queue-size", type=int, default=defaults.max_queue_size, help="0: unbounded")
+    parser.add_argument("--queue-timeout-us", type=int, default=defaults.queue_timeout_us, help="0: no timeout")
+    text_defaults = TextModelConfig()
+    parser.add_argument("--no-text-model", action="store_true", help="do not write the raw-text model beside it")
+    parser.add_argument("--text-model-name", default=text_defaults.model_name)
+    parser.add_argument("--text-instances", type=int, default=text_defaults.instance_count)
     args = parser.parse_args(argv)
     serving = ServingConfig(
         model_name=args.model_name,
@@ -180,8 +267,14 @@ def main(argv: list[str] | None = None) -> None:
         forward_overhead_tokens=args.forward_overhead_tokens,
         attention_overhead_tokens=args.attention_overhead_tokens,
         max_forward_tokens=args.max_forward_tokens,
+        max_queue_size=args.max_queue_size,
+        queue_timeout_us=args.queue_timeout_us,
     )
-    print(write_model(resolve_checkpoint(args.checkpoint), args.repository, serving))
+    checkpoint = resolve_checkpoint(args.checkpoint)
+    print(write_model(checkpoint, args.repository, serving))
+    if not args.no_text_model:
+        text = TextModelConfig(model_name=args.text_model_name, instance_count=args.text_instances)
+        print(write_text_model(checkpoint, args.repository, serving, text))
 
 
 if __name__ == "__main__":

@@ -30,7 +30,15 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from server_flags import ADMIN_KEY_ENV, ServerOptions, server_flags
+from server_flags import (
+    ADMIN_KEY_ENV,
+    ADMIN_KEY_HEADER,
+    GRPC_ADMIN_KEY_HEADER,
+    RESTRICTED_PROTOCOLS,
+    ServerOptions,
+    generate_admin_key,
+    server_flags,
+)
 
 
 class ServerStartError(RuntimeError):
@@ -76,6 +84,27 @@ def server_environment() -> dict[str, str]:
     return env
 
 
+STUB_NAME = "triton_python_backend_stub"
+
+
+def child_processes(pid: int) -> list[tuple[int, str, str]]:
+    """(pid, state, command line) of each child of ``pid``, from /proc; state ``Z`` is a dead, unreaped child."""
+    children = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            # The command name (field 2) is in parentheses and may hold spaces: parse after it.
+            state, ppid = stat[stat.rindex(")") + 2 :].split()[:2]
+            if int(ppid) == pid:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+                children.append((int(entry.name), state, cmdline or stat[stat.index("(") + 1 : stat.rindex(")")]))
+        except (OSError, ValueError):
+            continue  # the process ended while being read
+    return children
+
+
 class LocalServer:
     """A ``tritonserver`` child process; use as a context manager or call start/stop."""
 
@@ -84,6 +113,8 @@ class LocalServer:
         self._workdir = Path(tempfile.mkdtemp(prefix="tritonserver-"))
         self.log_path = log_path or self._workdir / "tritonserver.log"
         self.process: subprocess.Popen | None = None
+        # Python-backend stubs running when the server became ready (one per model instance).
+        self.ready_stubs: int = 0
 
     @property
     def grpc_url(self) -> str:
@@ -124,10 +155,22 @@ class LocalServer:
             if self.process is not None and self.process.poll() is not None:
                 raise ServerStartError(f"tritonserver exited with {self.process.returncode}:\n{self.log_tail()}")
             if self.is_ready():
+                self.ready_stubs = len(self.live_stubs())
                 return
             time.sleep(0.25)
         self.stop()
         raise ServerStartError(f"tritonserver not ready after {timeout_s:.0f}s:\n{self.log_tail()}")
+
+    def live_stubs(self) -> list[int]:
+        """Pids of this server's Python-backend stubs that are still running."""
+        if self.process is None or self.process.poll() is not None:
+            return []
+        return [pid for pid, state, cmd in child_processes(self.process.pid) if STUB_NAME in cmd and state != "Z"]
+
+    def stubs_healthy(self) -> bool:
+        """False once a stub has died. Triton 2.51 neither restarts it nor marks its model unready:
+        the model answers every request with INTERNAL "Stub process '<instance>' is not healthy." (see RELIABILITY.md)."""
+        return len(self.live_stubs()) >= self.ready_stubs
 
     def log_tail(self, lines: int = 60) -> str:
         try:
@@ -168,9 +211,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--exit-timeout-s", type=int, default=30)
     parser.add_argument("--startup-timeout-s", type=float, default=300)
     parser.add_argument("--log-verbose", type=int, default=0)
+    parser.add_argument("--grpc-tls-cert", help="PEM server certificate: serve gRPC over TLS")
+    parser.add_argument("--grpc-tls-key", help="PEM private key of --grpc-tls-cert")
+    parser.add_argument("--grpc-tls-client-ca", help="PEM CA that client certificates must chain to (mutual TLS)")
+    parser.add_argument(
+        "--no-restart-on-stub-death",
+        action="store_true",
+        help="do not restart tritonserver when a Python-backend stub dies (Triton itself does not recover it)",
+    )
+    parser.add_argument(
+        "--unrestricted",
+        action="store_true",
+        help=f"do not restrict {RESTRICTED_PROTOCOLS} (default: restricted, key from ${ADMIN_KEY_ENV} or generated)",
+    )
     args = parser.parse_args(argv)
 
     repository = Path(args.model_repository).resolve()
+    admin_key = None if args.unrestricted else os.environ.get(ADMIN_KEY_ENV) or None
     options = ServerOptions(
         model_repository=str(repository),
         grpc_port=args.grpc_port,
@@ -178,9 +235,32 @@ def main(argv: list[str] | None = None) -> int:
         metrics_port=args.metrics_port,
         exit_timeout_s=args.exit_timeout_s,
         log_verbose=args.log_verbose,
-        admin_key=os.environ.get(ADMIN_KEY_ENV) or None,
+        admin_key=admin_key,
+        grpc_tls_cert=args.grpc_tls_cert and str(Path(args.grpc_tls_cert).resolve()),
+        grpc_tls_key=args.grpc_tls_key and str(Path(args.grpc_tls_key).resolve()),
+        grpc_tls_client_ca=args.grpc_tls_client_ca and str(Path(args.grpc_tls_client_ca).resolve()),
     )
     server = LocalServer(options)
+    if args.unrestricted:
+        print(f"WARNING: --unrestricted: any caller can use {RESTRICTED_PROTOCOLS}", flush=True)
+    elif admin_key is None:
+        # Restricted by default: a generated key, readable by this user only, never printed.
+        key_file = server.log_path.parent / "admin-key"
+        key_file.touch(mode=0o600)
+        key_file.write_text(generate_admin_key())
+        server.options = ServerOptions(**{**options.__dict__, "admin_key": key_file.read_text()})
+        print(
+            f"{RESTRICTED_PROTOCOLS} need header {ADMIN_KEY_HEADER} (HTTP) or {GRPC_ADMIN_KEY_HEADER} (gRPC): "
+            f"the key is in {key_file} "
+            f"(set ${ADMIN_KEY_ENV} to choose it)",
+            flush=True,
+        )
+    else:
+        print(
+            f"{RESTRICTED_PROTOCOLS} need header {ADMIN_KEY_HEADER} (HTTP) or {GRPC_ADMIN_KEY_HEADER} (gRPC) "
+            f"= ${ADMIN_KEY_ENV}",
+            flush=True,
+        )
     stopping = False
 
     def request_stop(signum, _frame):
@@ -199,7 +279,13 @@ def main(argv: list[str] | None = None) -> int:
             f"ready: gRPC {server.grpc_url}  HTTP {server.http_url}  metrics {server.metrics_url}\nCtrl-C stops it.",
             flush=True,
         )
-        server.process.wait()
+        while server.process.poll() is None:
+            time.sleep(1.0)
+            if not args.no_restart_on_stub_death and server.process.poll() is None and not server.stubs_healthy():
+                print("a Python-backend stub died: restarting tritonserver (in-flight requests finish)", flush=True)
+                print(f"tritonserver stopped (exit code {server.stop()})", flush=True)
+                server.start(timeout_s=args.startup_timeout_s)
+                print(f"ready again: gRPC {server.grpc_url}  HTTP {server.http_url}", flush=True)
         print(f"tritonserver exited with {server.process.returncode}:\n{server.log_tail()}", file=sys.stderr)
         return server.process.returncode or 1
     except KeyboardInterrupt:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 from dataclasses import dataclass
 
 # Protocol groups that let a caller change or inspect the server rather than run inference.
@@ -18,6 +19,13 @@ from dataclasses import dataclass
 RESTRICTED_PROTOCOLS = "shared-memory,model-repository,statistics,trace,logging"
 ADMIN_KEY_HEADER = "triton-admin-key"
 ADMIN_KEY_ENV = "TRITON_ADMIN_KEY"
+# Over gRPC, Triton reads the key from this metadata key (its own prefix + the HTTP header name).
+GRPC_ADMIN_KEY_HEADER = f"triton-grpc-protocol-{ADMIN_KEY_HEADER}"
+
+
+def generate_admin_key() -> str:
+    """A random admin key, for a launcher that restricts by default when none is configured."""
+    return secrets.token_urlsafe(32)
 
 
 @dataclass(frozen=True)
@@ -32,6 +40,11 @@ class ServerOptions:
     # When set, the protocol groups above need header ``triton-admin-key: <admin_key>``.
     admin_key: str | None = None
     backend_directory: str | None = None
+    # gRPC over TLS when both are set (PEM files). With ``grpc_tls_client_ca`` too, clients must
+    # present a certificate signed by that CA (mutual TLS). HTTP stays plain: bind it to a trusted network.
+    grpc_tls_cert: str | None = None
+    grpc_tls_key: str | None = None
+    grpc_tls_client_ca: str | None = None
 
 
 def server_flags(options: ServerOptions) -> list[str]:
@@ -54,6 +67,18 @@ def server_flags(options: ServerOptions) -> list[str]:
     if options.admin_key:
         restriction = f"{RESTRICTED_PROTOCOLS}:{ADMIN_KEY_HEADER}={options.admin_key}"
         flags += [f"--grpc-restricted-protocol={restriction}", f"--http-restricted-api={restriction}"]
+    if bool(options.grpc_tls_cert) != bool(options.grpc_tls_key):
+        raise ValueError("gRPC TLS needs both a certificate and its private key")
+    if options.grpc_tls_client_ca and not options.grpc_tls_cert:
+        raise ValueError("mutual gRPC TLS (a client CA) needs a server certificate and key too")
+    if options.grpc_tls_cert:
+        flags += [
+            "--grpc-use-ssl=true",
+            f"--grpc-server-cert={options.grpc_tls_cert}",
+            f"--grpc-server-key={options.grpc_tls_key}",
+        ]
+        if options.grpc_tls_client_ca:
+            flags += ["--grpc-use-ssl-mutual=true", f"--grpc-root-cert={options.grpc_tls_client_ca}"]
     if options.backend_directory:
         flags.append(f"--backend-directory={options.backend_directory}")
     return flags
@@ -66,6 +91,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--http-port", type=int, default=8000)
     parser.add_argument("--metrics-port", type=int, default=8002)
     parser.add_argument("--exit-timeout-s", type=int, default=30)
+    parser.add_argument("--grpc-tls-cert", help="PEM server certificate: serve gRPC over TLS")
+    parser.add_argument("--grpc-tls-key", help="PEM private key of --grpc-tls-cert")
+    parser.add_argument("--grpc-tls-client-ca", help="PEM CA that client certificates must chain to (mutual TLS)")
     args = parser.parse_args(argv)
     options = ServerOptions(
         model_repository=args.model_repository,
@@ -74,6 +102,9 @@ def main(argv: list[str] | None = None) -> None:
         metrics_port=args.metrics_port,
         exit_timeout_s=args.exit_timeout_s,
         admin_key=os.environ.get(ADMIN_KEY_ENV) or None,
+        grpc_tls_cert=args.grpc_tls_cert,
+        grpc_tls_key=args.grpc_tls_key,
+        grpc_tls_client_ca=args.grpc_tls_client_ca,
     )
     print("\n".join(server_flags(options)))
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import tritonclient.grpc as grpcclient
 
-from export import ServingConfig, write_model
+from export import ServingConfig, TextModelConfig, write_model, write_text_model
 from launch import LocalServer
 from server_flags import ServerOptions
 
@@ -37,6 +37,10 @@ def model_repository(tmp_path_factory, tiny_checkpoints) -> Path:
     for problem_type, name in MODELS.items():
         # One thread each: three models share two cores with the tests themselves.
         write_model(tiny_checkpoints[problem_type], repository, ServingConfig(model_name=name, cpu_threads=1))
+    # The raw-text model over the single-label one (one instance: two cores).
+    single = "single_label_classification"
+    text_model = TextModelConfig(instance_count=1)
+    write_text_model(tiny_checkpoints[single], repository, ServingConfig(model_name=MODELS[single]), text_model)
     return repository
 
 

@@ -1,0 +1,288 @@
+"""Benchmark the served model against the in-process ceiling and a naive baseline, in one run.
+
+    python build/benchmark.py                        # fp32 and bf16, concurrency 1 4 16 64 + a request-rate run
+    python build/benchmark.py --precisions bf16 --concurrency 16 64 --interval-ms 4000
+
+What runs, on this machine, with the full-size offline checkpoint (dim 768, 6 layers):
+  1. texts: 600 real English texts (Python standard-library docstrings, build/corpus.py),
+     tokenized with the checkpoint's tokenizer; the length histogram is printed;
+  2. the in-process ceiling (build/ceiling.py) at each precision, same thread count;
+  3. one tritonserver with, per precision, the served model (packed forward, dynamic
+     batching) and the naive baseline (tutorial style: transformers forward per request,
+     no dynamic batching), driven by perf_analyzer over gRPC with the same token ids;
+  4. padding waste of each served run, from the model's Prometheus counters.
+Writes bench-results/<timestamp>/{results.csv, report.md, throughput.png}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import re
+import socket
+import tempfile
+import time
+import urllib.request
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from ceiling import Ceiling, measure_ceiling
+
+from checkpoints import write_checkpoint
+from corpus import english_texts
+from export import ServingConfig, write_model
+from launch import LocalServer
+from perf_analyzer import PerfResult, run_perf_analyzer
+from server_flags import ServerOptions
+
+PROJECT = Path(__file__).resolve().parent.parent
+CHECKPOINT = PROJECT / "checkpoints" / "full-single"
+
+
+@dataclass(frozen=True)
+class Row:
+    precision: str
+    strategy: str  # served | naive
+    load: str  # concurrency N | rate R/s
+    throughput: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    padding_waste: float | None  # dense-layer tokens ÷ real tokens − 1
+    attention_waste: float | None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    flags = ""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+        cpu = re.search(r"model name\s*:\s*(.*)", info).group(1)
+        flags = " ".join(f for f in ("amx_bf16", "avx512_bf16") if f in info)
+    except (OSError, AttributeError):
+        pass
+    import torch
+
+    return (
+        f"{cpu} ({os.cpu_count()} cores{', ' + flags if flags else ''}), {platform.system()}, torch {torch.__version__}"
+    )
+
+
+def histogram(lengths: np.ndarray) -> str:
+    edges = [1, 9, 17, 33, 65, 129, 257, 513]
+    counts, _ = np.histogram(lengths, bins=edges)
+    width = 40 / max(counts)
+    lines = [
+        f"{len(lengths)} texts, tokens: mean {lengths.mean():.1f}, median {np.median(lengths):.0f}, "
+        f"p90 {np.percentile(lengths, 90):.0f}, max {lengths.max()}"
+    ]
+    for low, high, count in zip(edges[:-1], edges[1:], counts, strict=True):
+        lines.append(f"  {low:>3}–{high - 1:<3} {count:>4} {'#' * int(count * width)}")
+    return "\n".join(lines)
+
+
+def write_input_data(ids: list[list[int]], path: Path) -> Path:
+    """perf_analyzer --input-data: one entry per text, each with its own length."""
+    data = [{"input_ids": {"content": row, "shape": [len(row)]}} for row in ids]
+    path.write_text(json.dumps({"data": data}))
+    return path
+
+
+def model_counters(metrics_url: str, model: str) -> dict[str, float]:
+    text = urllib.request.urlopen(metrics_url, timeout=5).read().decode()
+    counters = {}
+    for name in ("real_tokens", "padded_tokens", "attention_tokens"):
+        match = re.search(rf'clf_forward_{name}_total{{model="{model}",version="1"}} ([0-9.e+]+)', text)
+        counters[name] = float(match.group(1)) if match else 0.0
+    return counters
+
+
+def waste(before: dict, after: dict, name: str) -> float | None:
+    real = after["real_tokens"] - before["real_tokens"]
+    return (after[name] - before[name]) / real - 1 if real else None
+
+
+def build_repository(root: Path, precisions: list[str], threads: int) -> None:
+    for precision in precisions:
+        common = dict(precision=precision, cpu_threads=threads, instance_kind="cpu")
+        write_model(CHECKPOINT, root, ServingConfig(model_name=f"served_{precision}", **common))
+        write_model(
+            CHECKPOINT,
+            root,
+            ServingConfig(model_name=f"naive_{precision}", forward_mode="padded", dynamic_batching=False, **common),
+        )
+
+
+def run(args) -> Path:
+    if not (CHECKPOINT / "model.safetensors").exists():
+        write_checkpoint("full", "single_label_classification", CHECKPOINT)
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(CHECKPOINT)
+    ids = tokenizer(english_texts(args.texts), truncation=True)["input_ids"]
+    lengths = np.array([len(row) for row in ids])
+    print(histogram(lengths), flush=True)
+
+    out = PROJECT / "bench-results" / time.strftime("%Y%m%d-%H%M%S")
+    out.mkdir(parents=True)
+    input_data = write_input_data(ids, out / "input_data.json")
+
+    ceilings: dict[str, Ceiling] = {}
+    for precision in args.precisions:
+        ceilings[precision] = measure_ceiling(CHECKPOINT, ids, precision, args.threads)
+        print(f"ceiling {precision}: {ceilings[precision]}", flush=True)
+
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        build_repository(Path(tmp), args.precisions, args.threads)
+        options = ServerOptions(tmp, grpc_port=free_port(), http_port=free_port(), metrics_port=free_port())
+        server = LocalServer(options)
+        server.start(timeout_s=600)
+        try:
+
+            def measure(precision: str, strategy: str, concurrency=None, rate=None) -> PerfResult:
+                model = f"{strategy}_{precision}"
+                before = model_counters(server.metrics_url, model)
+                result = run_perf_analyzer(
+                    model,
+                    server.grpc_url,
+                    input_data,
+                    concurrency=concurrency,
+                    request_rate=rate,
+                    measurement_interval_ms=args.interval_ms,
+                )
+                after = model_counters(server.metrics_url, model)
+                load = f"concurrency {concurrency}" if concurrency else f"rate {rate:g}/s"
+                row = Row(
+                    precision,
+                    strategy,
+                    load,
+                    result.throughput,
+                    result.p50_ms,
+                    result.p95_ms,
+                    result.p99_ms,
+                    waste(before, after, "padded_tokens"),
+                    waste(before, after, "attention_tokens"),
+                )
+                print(row, flush=True)
+                rows.append(row)
+                return result
+
+            for precision in args.precisions:
+                for concurrency in args.concurrency:
+                    measure(precision, "served", concurrency=concurrency)
+                for concurrency in args.naive_concurrency:
+                    measure(precision, "naive", concurrency=concurrency)
+                # Open loop at 80 % of the closed-loop peak: latency when requests arrive on their own schedule.
+                peak = max(r.throughput for r in rows if r.precision == precision and r.strategy == "served")
+                measure(precision, "served", rate=round(0.8 * peak, 1))
+        finally:
+            server.stop()
+
+    write_reports(out, rows, ceilings, lengths, args)
+    return out
+
+
+def write_reports(out: Path, rows: list[Row], ceilings: dict[str, Ceiling], lengths, args) -> None:
+    with open(out / "results.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=[*asdict(rows[0]).keys(), "ceiling_seq_s", "x_ceiling"])
+        writer.writeheader()
+        for row in rows:
+            ceiling = ceilings[row.precision].seq_s
+            writer.writerow(
+                {**asdict(row), "ceiling_seq_s": round(ceiling, 1), "x_ceiling": round(row.throughput / ceiling, 3)}
+            )
+
+    def naive_at(precision, load):
+        return next(
+            (r.throughput for r in rows if (r.precision, r.strategy, r.load) == (precision, "naive", load)), None
+        )
+
+    lines = [
+        "# Benchmark: served DistilBERT vs the in-process ceiling and a naive baseline",
+        "",
+        f"Machine: {machine()}. Threads per model: {args.threads}. Command: `python build/benchmark.py "
+        f"--precisions {' '.join(args.precisions)} --concurrency {' '.join(map(str, args.concurrency))}`.",
+        f"Checkpoint: full-size DistilBERT (dim 768, 6 layers, 12 heads), random weights. "
+        f"perf_analyzer over gRPC, one text per request, measurement window {args.interval_ms} ms.",
+        "",
+        "```text",
+        histogram(lengths),
+        "```",
+        "",
+        "| precision | in-process: transformers sorted (seq/s) | in-process: packed (seq/s) | ceiling | single text (ms) |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for c in ceilings.values():
+        lines.append(
+            f"| {c.precision} | {c.transformers_seq_s:.1f} | {c.packed_seq_s:.1f} | {c.seq_s:.1f} | {c.single_text_ms:.1f} |"
+        )
+    lines += [
+        "",
+        "| precision | strategy | load | seq/s | × ceiling | × naive | p50 ms | p95 ms | p99 ms | padding waste | attention waste |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        naive = naive_at(r.precision, r.load) if r.strategy == "served" else None
+        fmt = lambda v: "" if v is None else f"{100 * v:.1f} %"  # noqa: E731
+        lines.append(
+            f"| {r.precision} | {r.strategy} | {r.load} | {r.throughput:.1f} | {r.throughput / ceilings[r.precision].seq_s:.2f} | "
+            f"{'' if not naive else f'{r.throughput / naive:.2f}'} | {r.p50_ms:.1f} | {r.p95_ms:.1f} | {r.p99_ms:.1f} | "
+            f"{fmt(r.padding_waste)} | {fmt(r.attention_waste)} |"
+        )
+    (out / "report.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    plot(out / "throughput.png", rows, ceilings)
+
+
+def plot(path: Path, rows: list[Row], ceilings: dict[str, Ceiling]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for precision, ceiling in ceilings.items():
+        for strategy, style in (("served", "-o"), ("naive", "--s")):
+            points = [
+                r for r in rows if (r.precision, r.strategy) == (precision, strategy) and r.load.startswith("conc")
+            ]
+            x = [int(r.load.split()[1]) for r in points]
+            left.plot(x, [r.throughput for r in points], style, label=f"{strategy} {precision}")
+            right.plot(x, [r.p99_ms for r in points], style, label=f"{strategy} {precision}")
+        left.axhline(ceiling.seq_s, linestyle=":", color="gray")
+        left.annotate(f"in-process ceiling {precision}", (1, ceiling.seq_s), fontsize=8, va="bottom")
+    for axis, label in ((left, "sequences / s"), (right, "p99 latency (ms)")):
+        axis.set_xscale("log", base=2)
+        axis.set_xlabel("concurrency")
+        axis.set_ylabel(label)
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8)
+    figure.suptitle("Served DistilBERT on Triton (gRPC, perf_analyzer) vs in-process ceiling")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
+    parser.add_argument("--concurrency", nargs="+", type=int, default=[1, 4, 16, 64])
+    parser.add_argument("--naive-concurrency", nargs="+", type=int, default=[1, 16, 64])
+    parser.add_argument("--texts", type=int, default=600)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--interval-ms", type=int, default=6000)
+    print(f"results in {run(parser.parse_args(argv))}")
+
+
+if __name__ == "__main__":
+    main()

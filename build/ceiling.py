@@ -1,0 +1,112 @@
+"""The in-process ceiling: the model called directly, at its best batch shape.
+
+This is the yardstick served throughput is measured against: the same texts, the same
+precision and the same thread count as the server, with none of the serving stack.
+Two in-process strategies are timed and the faster one is the ceiling:
+
+    transformers  ``DistilBertForSequenceClassification`` itself on the whole set sorted
+                  by length, cut into padded batches of at most ``padded_tokens`` tokens
+    packed        the engine's packed forward (``clf_serving/packed.py``) on the whole set
+                  sorted by length, in groups of at most ``packed_tokens`` real tokens
+
+Single-text latency (one text, one forward, median over texts) is the yardstick for
+p50 latency at concurrency 1.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "model_repository" / "distilbert_classifier" / "1"))
+
+
+@dataclass(frozen=True)
+class Ceiling:
+    precision: str
+    threads: int
+    transformers_seq_s: float
+    packed_seq_s: float
+    single_text_ms: float
+
+    @property
+    def seq_s(self) -> float:
+        return max(self.transformers_seq_s, self.packed_seq_s)
+
+
+def measure_ceiling(
+    checkpoint: Path,
+    ids: list[list[int]],
+    precision: str,
+    threads: int,
+    repeats: int = 3,
+    padded_tokens: int = 4096,
+    packed_tokens: int = 8192,
+    latency_texts: int = 40,
+) -> Ceiling:
+    import torch
+
+    from clf_serving.batching import token_budget_groups
+    from clf_serving.engine import ClassifierEngine
+    from clf_serving.settings import ServingSettings
+    from clf_serving.validation import Sequence
+
+    torch.set_num_threads(threads)
+    engine = ClassifierEngine.load(checkpoint, torch.device("cpu"), ServingSettings(precision=precision))
+    model = engine.model
+    rows = [np.asarray(row, dtype=np.int64) for row in ids]
+    lengths = np.array([len(row) for row in rows])
+
+    def transformers_pass():
+        order = np.argsort(lengths)
+        start = 0
+        with torch.inference_mode():
+            while start < len(order):
+                end = start + 1
+                while end < len(order) and (end + 1 - start) * lengths[order[end]] <= padded_tokens:
+                    end += 1
+                batch = order[start:end]
+                longest = lengths[batch].max()
+                padded = np.zeros((len(batch), longest), dtype=np.int64)
+                mask = np.zeros_like(padded)
+                for r, i in enumerate(batch):
+                    padded[r, : lengths[i]] = rows[i]
+                    mask[r, : lengths[i]] = 1
+                model(input_ids=torch.from_numpy(padded), attention_mask=torch.from_numpy(mask))
+                start = end
+
+    def packed_pass():
+        for group in token_budget_groups(lengths, packed_tokens):
+            engine.packed.logits([rows[i] for i in group], [None] * len(group))
+
+    def throughput(run) -> float:
+        run()  # warm-up: allocator, oneDNN kernels for these shapes
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            run()
+            times.append(time.perf_counter() - started)
+        return len(rows) / statistics.median(times)
+
+    def single_text_ms() -> float:
+        sample = rows[:latency_texts]
+        engine.classify([Sequence(sample[0], None)])
+        latencies = []
+        for row in sample:
+            started = time.perf_counter()
+            engine.classify([Sequence(row, None)])
+            latencies.append((time.perf_counter() - started) * 1e3)
+        return statistics.median(latencies)
+
+    return Ceiling(
+        precision=precision,
+        threads=threads,
+        transformers_seq_s=throughput(transformers_pass),
+        packed_seq_s=throughput(packed_pass),
+        single_text_ms=single_text_ms(),
+    )

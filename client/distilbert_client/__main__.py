@@ -1,0 +1,7 @@
+"""``python -m distilbert_client``: the ``distilbert-classify`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

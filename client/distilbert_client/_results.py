@@ -1,0 +1,140 @@
+"""Typed, immutable results: one ``Classification`` per input text."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "Classification",
+    "LabelScore",
+    "MULTI_LABEL",
+    "Scores",
+    "PROBLEM_TYPES",
+    "REGRESSION",
+    "SINGLE_LABEL",
+    "build_result",
+]
+
+SINGLE_LABEL = "single_label_classification"
+MULTI_LABEL = "multi_label_classification"
+REGRESSION = "regression"
+PROBLEM_TYPES = (SINGLE_LABEL, MULTI_LABEL, REGRESSION)
+
+
+class Scores(Mapping[str, float]):
+    """Label → score, read-only, in the model's label order; hashable and picklable."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: Mapping[str, float] | Iterable[tuple[str, float]]) -> None:
+        object.__setattr__(self, "_items", dict(items))
+
+    def __getitem__(self, label: str) -> float:
+        return self._items[label]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __hash__(self) -> int:
+        return hash(tuple(self._items.items()))
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("Scores is read-only")
+
+    def __reduce__(self):
+        return (Scores, (self._items,))
+
+    def __repr__(self) -> str:
+        return f"Scores({self._items!r})"
+
+
+@dataclass(frozen=True)
+class LabelScore:
+    """One label and its score."""
+
+    label: str
+    score: float
+
+
+@dataclass(frozen=True)
+class Classification:
+    """The model's answer for one text (or text pair).
+
+    What a score is depends on ``problem_type``: a softmax probability
+    (single-label), an independent sigmoid probability (multi-label), or the
+    predicted value itself (regression).
+
+    Attributes:
+        label: the top-scoring label.
+        score: its score.
+        scores: every label's score, by label name, in the model's label order (read-only).
+        top: labels sorted by descending score, at most ``top_k`` of them.
+        labels: the predicted labels: the top label (single-label); every label whose
+            score is at least the threshold, best first (multi-label); empty (regression).
+        value: the predicted value (regression), else None.
+        logits: the model's raw outputs, in label order.
+        problem_type: the served model's problem type.
+    """
+
+    label: str
+    score: float
+    scores: Scores
+    top: tuple[LabelScore, ...]
+    labels: tuple[str, ...]
+    value: float | None
+    logits: tuple[float, ...]
+    problem_type: str
+
+    def to_dict(self) -> dict:
+        """A JSON-ready dict (what the CLI writes)."""
+        out: dict = {"label": self.label, "score": self.score, "scores": dict(self.scores)}
+        if self.problem_type == MULTI_LABEL:
+            out["labels"] = list(self.labels)
+        if self.problem_type == REGRESSION:
+            out["value"] = self.value
+        out["logits"] = list(self.logits)
+        return out
+
+
+def _float(value) -> float:
+    """A float32 as the shortest decimal that reads back to it (0.37396762, not 0.37396761775016785)."""
+    return float(str(np.float32(value)))
+
+
+def build_result(
+    problem_type: str,
+    label_names: Sequence[str],
+    logits: np.ndarray,
+    scores: np.ndarray,
+    *,
+    top_k: int | None = None,
+    threshold: float = 0.5,
+) -> Classification:
+    """The ``Classification`` of one row of served ``logits`` and ``scores``."""
+    values = [_float(s) for s in scores]
+    # Stable sort: equal scores keep the model's label order.
+    order = sorted(range(len(values)), key=lambda i: -values[i])
+    ranked = tuple(LabelScore(label_names[i], values[i]) for i in order)
+    best = ranked[0]
+    if problem_type == MULTI_LABEL:
+        labels = tuple(item.label for item in ranked if item.score >= threshold)
+    elif problem_type == REGRESSION:
+        labels = ()
+    else:
+        labels = (best.label,)
+    return Classification(
+        label=best.label,
+        score=best.score,
+        scores=Scores(zip(label_names, values, strict=True)),
+        top=ranked if top_k is None else ranked[:top_k],
+        labels=labels,
+        value=values[0] if problem_type == REGRESSION else None,
+        logits=tuple(_float(x) for x in logits),
+        problem_type=problem_type,
+    )

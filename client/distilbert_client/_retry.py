@@ -1,0 +1,62 @@
+"""Deadlines and retries: what a call may spend, and which failures are worth another try."""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+
+from ._errors import DeadlineExceededError
+
+__all__ = ["Deadline", "RetryPolicy"]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Retries of a request that found the server unavailable, with exponential backoff.
+
+    Only ``ServerUnavailableError`` is retried: a restart or a brief network failure
+    passes; an invalid input, a missing model or a passed deadline would fail again.
+    ``attempts`` counts the first try; ``RetryPolicy(attempts=1)`` never retries.
+    """
+
+    attempts: int = 3
+    initial_backoff_s: float = 0.1
+    max_backoff_s: float = 2.0
+    multiplier: float = 2.0
+    # Each wait is drawn from [backoff × (1 − jitter), backoff], so that many clients
+    # failing together do not retry in lockstep.
+    jitter: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise ValueError(f"attempts must be at least 1; got {self.attempts}")
+        if not 0 <= self.jitter <= 1:
+            raise ValueError(f"jitter must be within [0, 1]; got {self.jitter}")
+
+    def backoff_s(self, retry: int) -> float:
+        """The wait before retry number ``retry`` (1 for the first retry)."""
+        backoff = min(self.initial_backoff_s * self.multiplier ** (retry - 1), self.max_backoff_s)
+        return backoff * (1 - self.jitter * random.random())
+
+
+class Deadline:
+    """A point in time a whole call must finish by; None means no deadline."""
+
+    def __init__(self, timeout_s: float | None) -> None:
+        if timeout_s is not None and timeout_s <= 0:
+            raise ValueError(f"timeout_s must be positive; got {timeout_s}")
+        self.timeout_s = timeout_s
+        self._end = None if timeout_s is None else time.monotonic() + timeout_s
+
+    def remaining_s(self) -> float | None:
+        """Seconds left for the next RPC; ``DeadlineExceededError`` when none are."""
+        if self._end is None:
+            return None
+        left = self._end - time.monotonic()
+        if left <= 0:
+            raise DeadlineExceededError(f"the call's deadline of {self.timeout_s:g} s passed")
+        return left
+
+    def allows_wait(self, seconds: float) -> bool:
+        return self._end is None or time.monotonic() + seconds < self._end

