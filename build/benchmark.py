@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import os
 import platform
 import re
@@ -30,13 +29,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from ceiling import Ceiling, measure_ceiling
 
+from ceiling import Ceiling, measure_ceiling
 from checkpoints import write_checkpoint
 from corpus import english_texts
-from export import ServingConfig, write_model
+from export import ServingConfig, TextModelConfig, write_model, write_text_model
 from launch import LocalServer
 from perf_analyzer import PerfResult, run_perf_analyzer
+from perf_text import write_text_input_data, write_token_input_data
 from server_flags import ServerOptions
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -46,7 +46,7 @@ CHECKPOINT = PROJECT / "checkpoints" / "full-single"
 @dataclass(frozen=True)
 class Row:
     precision: str
-    strategy: str  # served | naive
+    strategy: str  # served | naive | text (the raw-text endpoint in front of served)
     load: str  # concurrency N | rate R/s
     throughput: float
     p50_ms: float
@@ -91,13 +91,6 @@ def histogram(lengths: np.ndarray) -> str:
     return "\n".join(lines)
 
 
-def write_input_data(ids: list[list[int]], path: Path) -> Path:
-    """perf_analyzer --input-data: one entry per text, each with its own length."""
-    data = [{"input_ids": {"content": row, "shape": [len(row)]}} for row in ids]
-    path.write_text(json.dumps({"data": data}))
-    return path
-
-
 def model_counters(metrics_url: str, model: str) -> dict[str, float]:
     text = urllib.request.urlopen(metrics_url, timeout=5).read().decode()
     counters = {}
@@ -115,7 +108,9 @@ def waste(before: dict, after: dict, name: str) -> float | None:
 def build_repository(root: Path, precisions: list[str], threads: int) -> None:
     for precision in precisions:
         common = dict(precision=precision, cpu_threads=threads, instance_kind="cpu")
-        write_model(CHECKPOINT, root, ServingConfig(model_name=f"served_{precision}", **common))
+        served = ServingConfig(model_name=f"served_{precision}", **common)
+        write_model(CHECKPOINT, root, served)
+        write_text_model(CHECKPOINT, root, served, TextModelConfig(model_name=f"text_{precision}"))
         write_model(
             CHECKPOINT,
             root,
@@ -129,13 +124,15 @@ def run(args) -> Path:
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(CHECKPOINT)
-    ids = tokenizer(english_texts(args.texts), truncation=True)["input_ids"]
+    texts = english_texts(args.texts)
+    ids = tokenizer(texts, truncation=True)["input_ids"]
     lengths = np.array([len(row) for row in ids])
     print(histogram(lengths), flush=True)
 
     out = PROJECT / "bench-results" / time.strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True)
-    input_data = write_input_data(ids, out / "input_data.json")
+    input_data = write_token_input_data(ids, out / "input_data.json")
+    text_data = write_text_input_data(texts, out / "text_input_data.json")
 
     ceilings: dict[str, Ceiling] = {}
     for precision in args.precisions:
@@ -152,16 +149,18 @@ def run(args) -> Path:
 
             def measure(precision: str, strategy: str, concurrency=None, rate=None) -> PerfResult:
                 model = f"{strategy}_{precision}"
-                before = model_counters(server.metrics_url, model)
+                counted = f"served_{precision}" if strategy == "text" else model  # the text model's forwards run there
+                before = model_counters(server.metrics_url, counted)
                 result = run_perf_analyzer(
                     model,
                     server.grpc_url,
-                    input_data,
+                    text_data if strategy == "text" else input_data,
                     concurrency=concurrency,
                     request_rate=rate,
                     measurement_interval_ms=args.interval_ms,
+                    stability_percentage=args.stability,
                 )
-                after = model_counters(server.metrics_url, model)
+                after = model_counters(server.metrics_url, counted)
                 load = f"concurrency {concurrency}" if concurrency else f"rate {rate:g}/s"
                 row = Row(
                     precision,
@@ -183,6 +182,8 @@ def run(args) -> Path:
                     measure(precision, "served", concurrency=concurrency)
                 for concurrency in args.naive_concurrency:
                     measure(precision, "naive", concurrency=concurrency)
+                for concurrency in args.text_concurrency:
+                    measure(precision, "text", concurrency=concurrency)
                 # Open loop at 80 % of the closed-loop peak: latency when requests arrive on their own schedule.
                 peak = max(r.throughput for r in rows if r.precision == precision and r.strategy == "served")
                 measure(precision, "served", rate=round(0.8 * peak, 1))
@@ -203,9 +204,9 @@ def write_reports(out: Path, rows: list[Row], ceilings: dict[str, Ceiling], leng
                 {**asdict(row), "ceiling_seq_s": round(ceiling, 1), "x_ceiling": round(row.throughput / ceiling, 3)}
             )
 
-    def naive_at(precision, load):
+    def throughput_of(precision, strategy, load):
         return next(
-            (r.throughput for r in rows if (r.precision, r.strategy, r.load) == (precision, "naive", load)), None
+            (r.throughput for r in rows if (r.precision, r.strategy, r.load) == (precision, strategy, load)), None
         )
 
     lines = [
@@ -229,16 +230,30 @@ def write_reports(out: Path, rows: list[Row], ceilings: dict[str, Ceiling], leng
         )
     lines += [
         "",
-        "| precision | strategy | load | seq/s | × ceiling | × naive | p50 ms | p95 ms | p99 ms | padding waste | attention waste |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "`served`: the token model as shipped (packed forward, dynamic batching); `naive`: one transformers "
+        "forward per request, no dynamic batching; `text`: the raw-text endpoint (server-side tokenization, "
+        "BLS into `served`). Padding waste: tokens through the dense layers ÷ real tokens − 1; attention waste: "
+        "query positions computed in attention ÷ real tokens − 1.",
+        "",
+        "| precision | strategy | load | seq/s | × ceiling | × naive | × token endpoint | p50 ms | p95 ms | p99 ms "
+        "| padding waste | attention waste |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
+
+    def ratio(value, base):
+        return f"{value / base:.2f}" if value and base else ""
+
+    def percent(value):
+        return "" if value is None else f"{100 * value:.1f} %"
+
     for r in rows:
-        naive = naive_at(r.precision, r.load) if r.strategy == "served" else None
-        fmt = lambda v: "" if v is None else f"{100 * v:.1f} %"  # noqa: E731
+        naive = throughput_of(r.precision, "naive", r.load) if r.strategy == "served" else None
+        token = throughput_of(r.precision, "served", r.load) if r.strategy == "text" else None
         lines.append(
-            f"| {r.precision} | {r.strategy} | {r.load} | {r.throughput:.1f} | {r.throughput / ceilings[r.precision].seq_s:.2f} | "
-            f"{'' if not naive else f'{r.throughput / naive:.2f}'} | {r.p50_ms:.1f} | {r.p95_ms:.1f} | {r.p99_ms:.1f} | "
-            f"{fmt(r.padding_waste)} | {fmt(r.attention_waste)} |"
+            f"| {r.precision} | {r.strategy} | {r.load} | {r.throughput:.1f} | "
+            f"{r.throughput / ceilings[r.precision].seq_s:.2f} | {ratio(r.throughput, naive)} | "
+            f"{ratio(r.throughput, token)} | {r.p50_ms:.1f} | {r.p95_ms:.1f} | {r.p99_ms:.1f} | "
+            f"{percent(r.padding_waste)} | {percent(r.attention_waste)} |"
         )
     (out / "report.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
@@ -278,9 +293,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
     parser.add_argument("--concurrency", nargs="+", type=int, default=[1, 4, 16, 64])
     parser.add_argument("--naive-concurrency", nargs="+", type=int, default=[1, 16, 64])
+    parser.add_argument("--text-concurrency", nargs="+", type=int, default=[16, 64])
     parser.add_argument("--texts", type=int, default=600)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--interval-ms", type=int, default=6000)
+    parser.add_argument("--stability", type=int, default=20, help="perf_analyzer --stability-percentage")
     print(f"results in {run(parser.parse_args(argv))}")
 
 

@@ -12,6 +12,7 @@ import importlib
 import inspect
 import random
 import re
+import warnings
 
 MODULES = (
     "argparse",
@@ -127,9 +128,15 @@ def _docstrings(modules=MODULES):
         for attribute in sorted(vars(module)):
             if attribute.startswith("_"):
                 continue
-            value = getattr(module, attribute)
-            if (inspect.isclass(value) or inspect.isfunction(value)) and getattr(value, "__module__", None) == name:
-                yield name, inspect.getdoc(value) or ""
+            with warnings.catch_warnings():  # deprecated aliases (typing.io) warn when touched
+                warnings.simplefilter("ignore", DeprecationWarning)
+                value = getattr(module, attribute)
+                own = (inspect.isclass(value) or inspect.isfunction(value)) and getattr(
+                    value, "__module__", None
+                ) == name
+                doc = inspect.getdoc(value) if own else None
+            if doc:
+                yield name, doc
 
 
 def _is_prose(text: str) -> bool:

@@ -1,0 +1,358 @@
+"""Bounded overload test: closed and open loop at 2 × saturation, with figures.
+
+    # start its own server on the full-size offline model and run the documented test (~9 min):
+    python build/load_test.py --launch --checkpoint checkpoints/full-single --duration-s 180
+
+    # or against a running server (pass its pid for the memory figures):
+    python build/load_test.py --url localhost:8001 --server-pid 1234 --concurrency 32 --rate 40
+
+Steps: expected answers (every text once, one at a time) → saturation (closed loop at rising
+concurrency; saturation = the smallest concurrency within 90 % of the best throughput, saturation
+rate = that best throughput) → closed loop at 2 × saturation concurrency → open loop at 2 × the
+saturation rate. Each request is one real English text (``build/corpus.py``). Every answer is one of:
+
+    answered   logits equal the unloaded answer (max |Δ| ≤ 1e-4)
+    rejected   UNAVAILABLE from Triton's queue policy ("Exceeds maximum queue size" or
+               "Request timeout expired"): the caller may retry elsewhere or later
+    wrong      answered with different logits
+    error      anything else, client deadline included
+
+Memory: VmRSS of the server and its stubs (/proc), after a warm-up run at the same load and at the
+end; growth = end ÷ after-warm-up − 1. The load generator shares the server's CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import socket
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import tritonclient.grpc as grpcclient
+from tritonclient.grpc.aio import InferenceServerClient
+from tritonclient.utils import InferenceServerException
+
+from launch import child_processes
+
+REJECT_PHRASES = ("Exceeds maximum queue size", "Request timeout expired")
+TOLERANCE = 1e-4
+
+
+@dataclass
+class Workload:
+    """One request per text: ``[1, length]`` ids and, once measured, the unloaded answer."""
+
+    ids: list[np.ndarray]
+    expected: list[np.ndarray | None] = field(default_factory=list)
+
+    @classmethod
+    def from_texts(cls, tokenizer_folder: Path, count: int, max_length: int = 512) -> Workload:
+        from transformers import AutoTokenizer
+
+        from corpus import english_texts
+
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_folder)
+        texts = english_texts(count)
+        encoded = tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
+        return cls(ids=[np.array([row], dtype=np.int64) for row in encoded])
+
+
+@dataclass
+class Figures:
+    name: str
+    seconds: float = 0.0
+    sent: int = 0
+    answered: int = 0
+    rejected: int = 0
+    wrong: int = 0
+    errors: int = 0
+    error_messages: dict[str, int] = field(default_factory=dict)
+    answered_per_s: float = 0.0
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    max_ms: float | None = None
+    rejected_p99_ms: float | None = None
+    rss_after_warmup_mib: float | None = None
+    rss_end_mib: float | None = None
+    rss_peak_mib: float | None = None
+    rss_growth_pct: float | None = None
+
+    def line(self) -> str:
+        def ms(value):
+            return "-" if value is None else f"{value:.0f}"
+
+        text = (
+            f"{self.name}: {self.sent} sent in {self.seconds:.0f} s: answered {self.answered} "
+            f"({self.answered_per_s:.1f}/s), rejected {self.rejected}, wrong {self.wrong}, errors {self.errors}; "
+            f"answered p50 {ms(self.p50_ms)} ms p99 {ms(self.p99_ms)} ms max {ms(self.max_ms)} ms; "
+            f"rejected p99 {ms(self.rejected_p99_ms)} ms"
+        )
+        if self.rss_growth_pct is not None:
+            text += (
+                f"; RSS after warm-up {self.rss_after_warmup_mib:.0f} MiB, end {self.rss_end_mib:.0f} MiB "
+                f"(growth {self.rss_growth_pct:+.2f} %), peak {self.rss_peak_mib:.0f} MiB"
+            )
+        if self.error_messages:
+            text += f"; error messages: {self.error_messages}"
+        return text
+
+
+def rss_mib(pid: int) -> float:
+    """VmRSS of ``pid`` and its children (the Python-backend stubs), MiB."""
+    total_kib = 0
+    for process in [pid, *(child for child, state, _ in child_processes(pid) if state != "Z")]:
+        try:
+            for line in Path(f"/proc/{process}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total_kib += int(line.split()[1])
+        except OSError:
+            continue
+    return total_kib / 1024
+
+
+class Recorder:
+    def __init__(self, name: str, workload: Workload):
+        self.workload = workload
+        self.figures = Figures(name)
+        self.answered_s: list[float] = []
+        self.rejected_s: list[float] = []
+        self.messages: Counter = Counter()
+
+    def record(self, index: int, logits: np.ndarray | None, error: Exception | None, seconds: float) -> None:
+        figures = self.figures
+        figures.sent += 1
+        if error is None:
+            expected = self.workload.expected[index]
+            if expected is None or np.abs(logits - expected).max() <= TOLERANCE:
+                figures.answered += 1
+                self.answered_s.append(seconds)
+            else:
+                figures.wrong += 1
+            return
+        message = error.message() if isinstance(error, InferenceServerException) else repr(error)
+        status = str(error.status()) if isinstance(error, InferenceServerException) else type(error).__name__
+        if status.endswith("UNAVAILABLE") and any(phrase in (message or "") for phrase in REJECT_PHRASES):
+            figures.rejected += 1
+            self.rejected_s.append(seconds)
+        else:
+            figures.errors += 1
+            self.messages[f"{status}: {(message or '')[:120]}"] += 1
+
+    def finish(self, seconds: float) -> Figures:
+        figures = self.figures
+        figures.seconds = seconds
+        figures.answered_per_s = figures.answered / seconds if seconds else 0.0
+        figures.error_messages = dict(self.messages)
+        if self.answered_s:
+            answered = np.array(self.answered_s) * 1e3
+            figures.p50_ms, figures.p99_ms = (float(v) for v in np.percentile(answered, [50, 99]))
+            figures.max_ms = float(answered.max())
+        if self.rejected_s:
+            figures.rejected_p99_ms = float(np.percentile(np.array(self.rejected_s) * 1e3, 99))
+        return figures
+
+
+class LoadClient:
+    """An asyncio gRPC client for one model; TLS when ``root_certificates`` (a PEM file) is given."""
+
+    def __init__(self, url: str, model: str, root_certificates: str | None = None, timeout_s: float = 30.0):
+        kwargs = {"ssl": True, "root_certificates": root_certificates} if root_certificates else {}
+        self.client = InferenceServerClient(url, **kwargs)
+        self.model = model
+        self.timeout_s = timeout_s
+        self.outputs = [grpcclient.InferRequestedOutput("logits")]
+
+    async def infer(self, ids: np.ndarray) -> np.ndarray:
+        request = grpcclient.InferInput("input_ids", list(ids.shape), "INT64")
+        request.set_data_from_numpy(ids)
+        # The deadline is asyncio's, not gRPC's: tritonclient.grpc.aio with client_timeout set delays
+        # ~5 % of calls by 500 ms on this machine (measured; see RELIABILITY.md).
+        result = await asyncio.wait_for(
+            self.client.infer(self.model, [request], outputs=self.outputs), timeout=self.timeout_s
+        )
+        return result.as_numpy("logits")
+
+    async def timed(self, recorder: Recorder, index: int) -> None:
+        started = time.perf_counter()
+        try:
+            logits, error = await self.infer(recorder.workload.ids[index]), None
+        except Exception as raised:  # every failure is a figure, none may stop the run
+            logits, error = None, raised
+        recorder.record(index, logits, error, time.perf_counter() - started)
+
+    async def close(self) -> None:
+        await self.client.close()
+
+
+async def measure_expected(client: LoadClient, workload: Workload) -> None:
+    """The answer to every text at no load, one request at a time."""
+    workload.expected = [await client.infer(ids) for ids in workload.ids]
+
+
+async def closed_loop(
+    client: LoadClient, workload: Workload, concurrency: int, duration_s: float, name: str = "closed"
+) -> Figures:
+    """``concurrency`` callers, each sending its next request when the last one is answered."""
+    recorder = Recorder(name, workload)
+    rng = random.Random(0)
+    end = time.perf_counter() + duration_s
+
+    async def caller() -> None:
+        while time.perf_counter() < end:
+            await client.timed(recorder, rng.randrange(len(workload.ids)))
+
+    started = time.perf_counter()
+    await asyncio.gather(*(caller() for _ in range(concurrency)))
+    return recorder.finish(time.perf_counter() - started)
+
+
+async def open_loop(
+    client: LoadClient, workload: Workload, rate: float, duration_s: float, name: str = "open"
+) -> Figures:
+    """Requests sent at ``rate`` per second (Poisson arrivals) whether or not earlier ones were answered."""
+    recorder = Recorder(name, workload)
+    rng = random.Random(1)
+    tasks, started = [], time.perf_counter()
+    next_at = started
+    while next_at < started + duration_s:
+        await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+        tasks.append(asyncio.create_task(client.timed(recorder, rng.randrange(len(workload.ids)))))
+        next_at += rng.expovariate(rate)
+    await asyncio.gather(*tasks)
+    return recorder.finish(time.perf_counter() - started)
+
+
+async def with_memory(run, pid: int | None, warmup) -> Figures:
+    """Run ``warmup`` then ``run``, sampling the server's RSS every second during ``run``."""
+    if warmup is not None:
+        await warmup
+    if pid is None:
+        return await run
+    baseline, peak = rss_mib(pid), 0.0
+    task = asyncio.ensure_future(run)
+    while not task.done():
+        peak = max(peak, rss_mib(pid))
+        await asyncio.wait([task], timeout=1.0)
+    figures = task.result()
+    end = rss_mib(pid)
+    figures.rss_after_warmup_mib, figures.rss_end_mib, figures.rss_peak_mib = baseline, end, max(peak, end)
+    figures.rss_growth_pct = (end / baseline - 1) * 100
+    return figures
+
+
+async def find_saturation(
+    client: LoadClient, workload: Workload, levels: tuple[int, ...], step_s: float
+) -> tuple[int, float, list[Figures]]:
+    """(saturation concurrency, saturation rate, the figures of each level)."""
+    steps = []
+    for concurrency in levels:
+        steps.append(await closed_loop(client, workload, concurrency, step_s, name=f"closed c={concurrency}"))
+        print(steps[-1].line(), flush=True)
+    best = max(step.answered_per_s for step in steps)
+    saturation = next(c for c, step in zip(levels, steps, strict=True) if step.answered_per_s >= 0.9 * best)
+    return saturation, best, steps
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def run(args) -> dict:
+    client = LoadClient(args.url, args.model, args.root_certificates, timeout_s=args.client_timeout_s)
+    try:
+        workload = Workload.from_texts(args.tokenizer, args.texts)
+        await measure_expected(client, workload)
+        report: dict = {"texts": len(workload.ids), "mean_tokens": float(np.mean([w.shape[1] for w in workload.ids]))}
+        if args.concurrency and args.rate:
+            saturation, rate = args.concurrency // 2, args.rate / 2
+        else:
+            levels = tuple(int(c) for c in args.levels.split(","))
+            saturation, rate, steps = await find_saturation(client, workload, levels, args.step_s)
+            report["saturation_steps"] = [asdict(step) for step in steps]
+        report["saturation_concurrency"], report["saturation_rate"] = saturation, rate
+        print(f"saturation: concurrency {saturation}, {rate:.1f} answered/s", flush=True)
+
+        concurrency = 2 * saturation
+        closed = await with_memory(
+            closed_loop(client, workload, concurrency, args.duration_s, name=f"closed loop c={concurrency}"),
+            args.server_pid,
+            closed_loop(client, workload, concurrency, args.warmup_s, name="warm-up"),
+        )
+        print(closed.line(), flush=True)
+        opened = await with_memory(
+            open_loop(client, workload, 2 * rate, args.duration_s, name=f"open loop {2 * rate:.1f}/s"),
+            args.server_pid,
+            open_loop(client, workload, 2 * rate, args.warmup_s, name="warm-up"),
+        )
+        print(opened.line(), flush=True)
+        report["closed_loop"], report["open_loop"] = asdict(closed), asdict(opened)
+        return report
+    finally:
+        await client.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--url", default="localhost:8001", help="gRPC address of a running server")
+    parser.add_argument("--server-pid", type=int, help="tritonserver's pid, for the memory figures")
+    parser.add_argument("--launch", action="store_true", help="start a server of its own on --checkpoint")
+    parser.add_argument("--checkpoint", type=Path, default=Path("checkpoints/full-single"))
+    parser.add_argument("--tokenizer", type=Path, help="tokenizer folder (default: --checkpoint)")
+    parser.add_argument("--model", default="distilbert_classifier")
+    parser.add_argument("--root-certificates", help="PEM CA of a TLS gRPC server")
+    parser.add_argument("--texts", type=int, default=300)
+    parser.add_argument("--levels", default="1,2,4,8,16,32,64", help="concurrencies tried to find saturation")
+    parser.add_argument("--step-s", type=float, default=15.0, help="seconds per saturation level")
+    parser.add_argument("--concurrency", type=int, help="the overload concurrency (skips the saturation search)")
+    parser.add_argument("--rate", type=float, help="the overload rate, requests/s (skips the saturation search)")
+    parser.add_argument("--duration-s", type=float, default=180.0, help="seconds of each overload run")
+    parser.add_argument("--warmup-s", type=float, default=20.0, help="seconds at the same load before measuring")
+    parser.add_argument("--client-timeout-s", type=float, default=30.0)
+    parser.add_argument("--json", type=Path, help="write the figures here too")
+    args = parser.parse_args(argv)
+    args.tokenizer = args.tokenizer or args.checkpoint
+
+    server = None
+    if args.launch:
+        from export import ServingConfig, write_model
+        from launch import LocalServer
+        from server_flags import ServerOptions
+
+        repository = Path(tempfile.mkdtemp(prefix="load-test-repository-"))
+        write_model(args.checkpoint, repository, ServingConfig())
+        options = ServerOptions(str(repository), grpc_port=free_port(), http_port=free_port(), metrics_port=free_port())
+        server = LocalServer(options).start(timeout_s=600)
+        args.url, args.server_pid = server.grpc_url, server.process.pid
+        print(f"server pid {args.server_pid} on {args.url} (log {server.log_path})", flush=True)
+    try:
+        report = asyncio.run(run(args))
+        if server is not None:
+            report["server_alive"] = server.process.poll() is None
+            report["server_ready"] = server.is_ready()
+            report["stubs_healthy"] = server.stubs_healthy()
+            print(
+                f"afterwards: alive {report['server_alive']}, ready {report['server_ready']}, "
+                f"stubs healthy {report['stubs_healthy']}"
+            )
+    finally:
+        if server is not None:
+            server.stop()
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2))
+    failed = sum(report[run]["wrong"] + report[run]["errors"] for run in ("closed_loop", "open_loop"))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,72 @@
+"""A server with the launcher's security defaults, for the reliability tests.
+
+Restricted protocol groups (a generated admin key), gRPC over TLS with a self-signed certificate
+generated here, the product's queue policy on the token model, the raw-text model beside it, and
+``overload_probe``: the same tiny model with a queue of 8, so that a short test can overflow it.
+Figures the tests measure are collected in ``traffic.FIGURES`` and printed at the end of the run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from servers import free_port, self_signed_certificate, tls_client
+from traffic import FIGURES, PROBE, PROBE_QUEUE
+
+from export import ServingConfig, TextModelConfig, write_model, write_text_model
+from launch import LocalServer
+from server_flags import GRPC_ADMIN_KEY_HEADER, ServerOptions, generate_admin_key
+
+
+def pytest_terminal_summary(terminalreporter):
+    if FIGURES:
+        terminalreporter.section("reliability figures")
+        for test, figures in FIGURES.items():
+            terminalreporter.write_line(f"{test}: " + ", ".join(f"{k} {v}" for k, v in figures.items()))
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory) -> tuple[Path, Path]:
+    return self_signed_certificate(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="session")
+def reliability_repository(tmp_path_factory, tiny_checkpoints) -> Path:
+    repository = tmp_path_factory.mktemp("reliability_repository")
+    checkpoint = tiny_checkpoints["single_label_classification"]
+    write_model(checkpoint, repository, ServingConfig(cpu_threads=1))
+    write_model(checkpoint, repository, ServingConfig(model_name=PROBE, cpu_threads=1, max_queue_size=PROBE_QUEUE))
+    write_text_model(checkpoint, repository, ServingConfig(), TextModelConfig(instance_count=1))
+    return repository
+
+
+@pytest.fixture(scope="session")
+def hardened_server(reliability_repository, tls_files, tmp_path_factory):
+    cert, key = tls_files
+    options = ServerOptions(
+        model_repository=str(reliability_repository),
+        grpc_port=free_port(),
+        http_port=free_port(),
+        metrics_port=free_port(),
+        exit_timeout_s=10,
+        admin_key=generate_admin_key(),
+        grpc_tls_cert=str(cert),
+        grpc_tls_key=str(key),
+    )
+    server = LocalServer(options, log_path=tmp_path_factory.mktemp("hardened") / "tritonserver.log")
+    server.start(timeout_s=240)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def admin_headers(hardened_server) -> dict[str, str]:
+    """gRPC metadata that unlocks the restricted protocol groups."""
+    return {GRPC_ADMIN_KEY_HEADER: hardened_server.options.admin_key}
+
+
+@pytest.fixture
+def client(hardened_server, tls_files):
+    with tls_client(hardened_server, tls_files[0]) as connected:
+        yield connected

@@ -1,0 +1,35 @@
+"""Ports, certificates and TLS clients for the servers the reliability tests start."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+from pathlib import Path
+
+import tritonclient.grpc as grpcclient
+
+from launch import LocalServer
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
+    """(certificate, key) PEM files for localhost and 127.0.0.1, valid one day."""
+    cert, key = folder / "server.crt", folder / "server.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost"]
+        + ["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+def tls_client(server: LocalServer, cert: Path) -> grpcclient.InferenceServerClient:
+    return grpcclient.InferenceServerClient(
+        f"localhost:{server.options.grpc_port}", ssl=True, root_certificates=str(cert)
+    )
