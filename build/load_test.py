@@ -329,7 +329,8 @@ def main(argv: list[str] | None = None) -> int:
         from server_flags import ServerOptions
 
         repository = Path(tempfile.mkdtemp(prefix="load-test-repository-"))
-        write_model(args.checkpoint, repository, ServingConfig())
+        # The overload-protected profile (RELIABILITY.md): two instances and a bounded queue.
+        write_model(args.checkpoint, repository, ServingConfig(instance_count=2, cpu_threads=1, max_queue_size=128))
         options = ServerOptions(str(repository), grpc_port=free_port(), http_port=free_port(), metrics_port=free_port())
         server = LocalServer(options).start(timeout_s=600)
         args.url, args.server_pid = server.grpc_url, server.process.pid

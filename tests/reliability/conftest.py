@@ -35,7 +35,8 @@ def tls_files(tmp_path_factory) -> tuple[Path, Path]:
 def reliability_repository(tmp_path_factory, tiny_checkpoints) -> Path:
     repository = tmp_path_factory.mktemp("reliability_repository")
     checkpoint = tiny_checkpoints["single_label_classification"]
-    write_model(checkpoint, repository, ServingConfig(cpu_threads=1))
+    # The overload-protected profile (RELIABILITY.md): a bounded queue needs two instances on Triton 2.51.
+    write_model(checkpoint, repository, ServingConfig(cpu_threads=1, instance_count=2, max_queue_size=128))
     write_model(checkpoint, repository, ServingConfig(model_name=PROBE, cpu_threads=1, max_queue_size=PROBE_QUEUE))
     write_text_model(checkpoint, repository, ServingConfig(), TextModelConfig(instance_count=1))
     return repository
