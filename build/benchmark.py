@@ -68,7 +68,7 @@ def machine() -> str:
     try:
         info = Path("/proc/cpuinfo").read_text()
         cpu = re.search(r"model name\s*:\s*(.*)", info).group(1)
-        flags = " ".join(f for f in ("amx_bf16", "avx512_bf16") if f in info)
+        flags = ", ".join(f"{f} {'yes' if f in info else 'no'}" for f in ("amx_bf16", "avx512_bf16"))
     except (OSError, AttributeError):
         pass
     import torch

@@ -50,3 +50,11 @@ def test_token_budget_groups_cover_everything_within_budget():
     groups = token_budget_groups(lengths, max_tokens=2048)
     assert covered(groups) == list(range(300))
     assert all(lengths[g].sum() <= 2048 or len(g) == 1 for g in groups)
+
+
+def test_geometric_rounding_adds_at_most_an_eighth_and_few_distinct_sizes():
+    from clf_serving.batching import round_up_geometric
+
+    sizes = [round_up_geometric(n) for n in range(1, 5000)]
+    assert all(n <= size <= max(n, 1.125 * n) for n, size in zip(range(1, 5000), sizes, strict=True))
+    assert len(set(sizes)) < 90

@@ -31,10 +31,12 @@ def test_engine_logits_match_transformers_one_text_at_a_time(checkpoint, ids, mo
     assert sum(s.rows for s in stats) == len(ids)
 
 
-def test_packed_forward_computes_no_padding_in_dense_layers(checkpoint, ids):
+def test_packed_forward_pads_dense_layers_by_at_most_an_eighth(checkpoint, ids):
     engine = ClassifierEngine.load(checkpoint, torch.device("cpu"), ServingSettings(forward_mode="packed"))
     _, stats = engine.classify([Sequence(row, None) for row in ids])
-    assert sum(s.padded_tokens for s in stats) == sum(len(row) for row in ids)
+    assert sum(s.real_tokens for s in stats) == sum(len(row) for row in ids)
+    for forward in stats:
+        assert forward.real_tokens <= forward.padded_tokens <= 1.125 * forward.real_tokens
 
 
 def test_packed_forward_honours_masks_with_holes(checkpoint, ids):

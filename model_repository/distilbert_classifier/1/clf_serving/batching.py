@@ -67,3 +67,16 @@ def token_budget_groups(lengths: list[int] | np.ndarray, max_tokens: int) -> lis
     if start < len(order):
         groups.append(order[start:])
     return groups
+
+
+def round_up_geometric(n: int, steps_per_octave: int = 8) -> int:
+    """``n`` rounded up onto a geometric grid: at most 1/steps_per_octave larger.
+
+    Activation sizes that vary with every batch fragment glibc's heap (the process grows
+    under mixed traffic); on this grid they take a few distinct values per power of two,
+    so freed blocks are reused, for an average of about 6 % extra rows at 8 steps per octave.
+    """
+    if n <= steps_per_octave:
+        return n
+    step = 1 << (n.bit_length() - 1 - steps_per_octave.bit_length() + 1)
+    return -(-n // step) * step

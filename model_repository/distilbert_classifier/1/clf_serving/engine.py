@@ -91,7 +91,7 @@ class ClassifierEngine:
                 rows = [sequences[i] for i in group]
                 out, packed = self.packed.logits([s.ids for s in rows], [s.mask for s in rows])
                 logits[group] = out.float().cpu().numpy()
-                stats.append(ForwardStats(len(rows), packed.real_tokens, packed.real_tokens, packed.attention_tokens))
+                stats.append(ForwardStats(len(rows), packed.real_tokens, packed.dense_tokens, packed.attention_tokens))
             return logits, stats
         for chunk in plan_forwards(lengths, self.settings.forward_overhead_tokens, self.settings.max_forward_tokens):
             rows = [sequences[i] for i in chunk]

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .batching import plan_forwards
+from .batching import plan_forwards, round_up_geometric
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,7 @@ class _Layer:
 @dataclass(frozen=True)
 class PackedStats:
     real_tokens: int
+    dense_tokens: int  # rows through the dense layers: real tokens rounded up (round_up_geometric)
     attention_tokens: int  # query × key rows computed in attention chunks, padding included
 
 
@@ -88,34 +89,40 @@ class PackedClassifier:
         starts = np.zeros_like(lengths)
         np.cumsum(lengths[:-1], out=starts[1:])
         total = int(lengths.sum())
-        positions = np.arange(total) - np.repeat(starts, lengths)
+        # Padded onto a geometric grid (batching.round_up_geometric): bounded heap growth.
+        rows = round_up_geometric(total)
+        positions = np.zeros(rows, dtype=np.int64)
+        positions[:total] = np.arange(total) - np.repeat(starts, lengths)
+        token_ids = np.zeros(rows, dtype=np.int64)  # rows past `total` are padding: computed, never read
+        token_ids[:total] = np.concatenate(ids)
 
-        token_ids = torch.from_numpy(np.concatenate(ids)).to(device)
+        token_ids = torch.from_numpy(token_ids).to(device)
         hidden = F.embedding(token_ids, self.word_embeddings) + F.embedding(
             torch.from_numpy(positions).to(device), self.position_embeddings
         )
         hidden = self.embedding_norm(hidden)
 
-        chunks = [self._attention_chunk(c, lengths, starts, masks, total, device) for c in self._chunks(lengths)]
+        chunks = [self._attention_chunk(c, lengths, starts, masks, rows, device) for c in self._chunks(lengths)]
         first_tokens = torch.from_numpy(starts).to(device)
         last = len(self.layers) - 1
         for index, layer in enumerate(self.layers):
             hidden = self._layer(layer, hidden, chunks, first_tokens if index == last else None, len(ids))
         logits = self.classifier(torch.relu(self.pre_classifier(hidden)))
         attention_tokens = sum(c.rows * c.length for c in chunks)
-        return logits, PackedStats(real_tokens=total, attention_tokens=attention_tokens)
+        return logits, PackedStats(real_tokens=total, dense_tokens=rows, attention_tokens=attention_tokens)
 
     def _chunks(self, lengths: np.ndarray) -> list[np.ndarray]:
         # Attention cost grows with rows × length², but it is small beside the dense layers:
         # a generous per-chunk overhead keeps the number of chunks (Python round trips) low.
         return plan_forwards(lengths, overhead_tokens=self.attention_overhead_tokens, max_tokens=1 << 16)
 
-    def _attention_chunk(self, chunk, lengths, starts, masks, total, device) -> _Chunk:
-        length = int(lengths[chunk].max())
+    def _attention_chunk(self, chunk, lengths, starts, masks, zero_row, device) -> _Chunk:
+        # Rounded up for the same reason as the packed rows: fewer distinct tensor sizes.
+        length = round_up_geometric(int(lengths[chunk].max()), steps_per_octave=4)
         offsets = np.arange(length)
         inside = offsets[None, :] < lengths[chunk][:, None]
-        # Positions past a sequence's end point at row `total`: an all-zero row appended to Q/K/V.
-        gather = np.where(inside, starts[chunk][:, None] + offsets[None, :], total)
+        # Positions past a sequence's end point at `zero_row`: an all-zero row appended to Q/K/V.
+        gather = np.where(inside, starts[chunk][:, None] + offsets[None, :], zero_row)
         keys = inside.copy()
         for r, sequence in enumerate(chunk):
             if masks[sequence] is not None:
@@ -136,7 +143,8 @@ class PackedClassifier:
         qkv = torch.cat([qkv, qkv.new_zeros(1, qkv.shape[1])])
         head_dim = self.dim // self.heads
         only_first = first_tokens is not None
-        attended = hidden.new_empty((sequences if only_first else hidden.shape[0], self.dim))
+        # Zeros, not empty: the padding rows past the real tokens must hold finite values.
+        attended = hidden.new_zeros((sequences if only_first else hidden.shape[0], self.dim))
         for chunk in chunks:
             q, k, v = qkv[chunk.gather].view(chunk.rows, chunk.length, 3, self.heads, head_dim).unbind(2)
             if only_first:
