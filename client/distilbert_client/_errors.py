@@ -100,7 +100,9 @@ def map_error(error: BaseException) -> ClassifierError:
     lowered = message.lower()
     if status == "NOT_FOUND" or (status == "UNAVAILABLE" and any(p in lowered for p in _MODEL_NOT_READY_PHRASES)):
         return ModelNotReadyError(message, status=status)
-    if status == "UNAVAILABLE":
+    # CANCELLED reaches this client only from the server's side (this client never cancels its
+    # own calls): a server shutting down or restarting drops its in-flight calls. Transient.
+    if status in ("UNAVAILABLE", "CANCELLED"):
         return ServerUnavailableError(message, status=status)
     if status == "INVALID_ARGUMENT":
         return InvalidInputError(message, status=status)
