@@ -9,7 +9,7 @@ from typing import overload
 
 import tritonclient.grpc.aio as aiogrpcclient
 
-from ._core import CHANNEL_ARGS, Core, validate_options
+from ._core import Core, connection_options, validate_options
 from ._errors import ClassifierError, ModelNotReadyError, ServerUnavailableError, mapped_errors
 from ._model_info import ModelInfo
 from ._results import Classification
@@ -46,6 +46,7 @@ class AsyncClassifier:
         max_concurrency: int = 4,
         rows_per_request: int | None = None,
         ready_timeout_s: float | None = None,
+        root_certificates: str | None = None,
     ) -> None:
         if max_concurrency < 1:
             raise ValueError(f"max_concurrency must be at least 1; got {max_concurrency}")
@@ -58,6 +59,7 @@ class AsyncClassifier:
         self._tokenizer = load_tokenizer(tokenizer)
         self._rows_per_request = rows_per_request
         self._ready_timeout_s = ready_timeout_s
+        self._connection = connection_options(root_certificates)
         self._client: aiogrpcclient.InferenceServerClient | None = None
         self._core: Core | None = None
 
@@ -81,7 +83,7 @@ class AsyncClassifier:
             return
         if self._client is None:
             # Created here, inside the running loop, which the gRPC channel binds to.
-            self._client = aiogrpcclient.InferenceServerClient(self.url, channel_args=CHANNEL_ARGS)
+            self._client = aiogrpcclient.InferenceServerClient(self.url, **self._connection)
         if self._ready_timeout_s is not None:
             await self.wait_until_ready(self._ready_timeout_s)
         client = self._client
@@ -101,7 +103,7 @@ class AsyncClassifier:
     async def wait_until_ready(self, timeout_s: float) -> None:
         """Return once the server and the model are ready; else as ``Classifier.wait_until_ready``."""
         if self._client is None:
-            self._client = aiogrpcclient.InferenceServerClient(self.url, channel_args=CHANNEL_ARGS)
+            self._client = aiogrpcclient.InferenceServerClient(self.url, **self._connection)
         end = time.monotonic() + timeout_s
         server_ready, last = False, "no answer"
         while True:

@@ -17,7 +17,8 @@ from ._model_info import ModelInfo
 from ._results import MULTI_LABEL, SINGLE_LABEL, Classification, build_result
 from ._tokenize import Encoder, Truncation
 
-__all__ = ["CHANNEL_ARGS", "Core", "Prepared", "validate_options"]
+__all__ = ["CHANNEL_ARGS", "Core", "Prepared", "connection_options", "validate_options"]
+
 
 # tritonclient's own channel options, plus a reconnect backoff capped at 1 s: gRPC's default
 # grows to 120 s, so a restarted server would go unseen (by retries and wait_until_ready)
@@ -30,6 +31,14 @@ CHANNEL_ARGS = [
     ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1000),
 ]
+
+
+def connection_options(root_certificates: str | None) -> dict:
+    """Keyword arguments for a ``tritonclient`` gRPC client: TLS when a CA file is given."""
+    options: dict = {"channel_args": CHANNEL_ARGS}
+    if root_certificates is not None:
+        options.update(ssl=True, root_certificates=str(root_certificates))
+    return options
 
 
 @dataclass(frozen=True)

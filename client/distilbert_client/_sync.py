@@ -9,7 +9,7 @@ from typing import overload
 
 import tritonclient.grpc as grpcclient
 
-from ._core import CHANNEL_ARGS, Core, validate_options
+from ._core import Core, connection_options, validate_options
 from ._errors import ClassifierError, ModelNotReadyError, ServerUnavailableError, mapped_errors
 from ._model_info import ModelInfo
 from ._results import Classification
@@ -50,6 +50,8 @@ class Classifier:
             (the default).
         ready_timeout_s: wait up to this long for the server and model to be ready before
             reading the config; None fails at once.
+        root_certificates: a PEM file of the CA that signed the server's certificate:
+            connect over TLS (``build/launch.py --grpc-tls-cert``). None: plaintext.
     """
 
     def __init__(
@@ -64,6 +66,7 @@ class Classifier:
         max_concurrency: int = 4,
         rows_per_request: int | None = None,
         ready_timeout_s: float | None = None,
+        root_certificates: str | None = None,
     ) -> None:
         if max_concurrency < 1:
             raise ValueError(f"max_concurrency must be at least 1; got {max_concurrency}")
@@ -73,7 +76,7 @@ class Classifier:
         self.timeout_s = timeout_s
         self.retry = retry
         self.max_concurrency = max_concurrency
-        self._client = grpcclient.InferenceServerClient(url, channel_args=CHANNEL_ARGS)
+        self._client = grpcclient.InferenceServerClient(url, **connection_options(root_certificates))
         # Threads start on first use; a one-request call never uses them.
         self._pool: concurrent.futures.ThreadPoolExecutor | None = concurrent.futures.ThreadPoolExecutor(
             max_concurrency, thread_name_prefix="classify"

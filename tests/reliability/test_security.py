@@ -135,3 +135,29 @@ def test_launcher_restricts_by_default_with_a_generated_key_and_serves_grpc_over
             process.kill()
             process.wait()
     assert process.returncode == 0
+
+
+def test_client_library_classifies_over_tls_and_refuses_a_plaintext_connection(
+    hardened_server, tls_files, tiny_checkpoints
+):
+    from distilbert_client import AsyncClassifier, Classifier, ServerUnavailableError
+    from helpers import reference_logits, token_ids
+
+    checkpoint = tiny_checkpoints["single_label_classification"]
+    url = f"localhost:{hardened_server.options.grpc_port}"
+    texts = ["Connections are encrypted with TLS.", "The client trusts only the given CA."]
+    expected = reference_logits(checkpoint, token_ids(checkpoint, texts))
+
+    with Classifier(url, checkpoint, root_certificates=str(tls_files[0])) as classifier:
+        results = classifier.classify(texts)
+    assert np.abs(np.array([r.logits for r in results]) - expected).max() <= 1e-4
+
+    async def classify_async():
+        async with AsyncClassifier(url, checkpoint, root_certificates=str(tls_files[0])) as classifier:
+            return await classifier.classify(texts)
+
+    import asyncio
+
+    assert [r.logits for r in asyncio.run(classify_async())] == [r.logits for r in results]
+    with pytest.raises(ServerUnavailableError):
+        Classifier(url, checkpoint, timeout_s=3)
