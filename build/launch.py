@@ -36,7 +36,9 @@ from server_flags import (
     GRPC_ADMIN_KEY_HEADER,
     RESTRICTED_PROTOCOLS,
     ServerOptions,
+    add_server_arguments,
     generate_admin_key,
+    options_from_arguments,
     server_flags,
 )
 
@@ -204,16 +206,8 @@ class LocalServer:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model-repository", default="model_repository")
-    parser.add_argument("--grpc-port", type=int, default=8001)
-    parser.add_argument("--http-port", type=int, default=8000)
-    parser.add_argument("--metrics-port", type=int, default=8002)
-    parser.add_argument("--exit-timeout-s", type=int, default=30)
+    add_server_arguments(parser, model_repository="model_repository")
     parser.add_argument("--startup-timeout-s", type=float, default=300)
-    parser.add_argument("--log-verbose", type=int, default=0)
-    parser.add_argument("--grpc-tls-cert", help="PEM server certificate: serve gRPC over TLS")
-    parser.add_argument("--grpc-tls-key", help="PEM private key of --grpc-tls-cert")
-    parser.add_argument("--grpc-tls-client-ca", help="PEM CA that client certificates must chain to (mutual TLS)")
     parser.add_argument(
         "--no-restart-on-stub-death",
         action="store_true",
@@ -226,20 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    repository = Path(args.model_repository).resolve()
     admin_key = None if args.unrestricted else os.environ.get(ADMIN_KEY_ENV) or None
-    options = ServerOptions(
-        model_repository=str(repository),
-        grpc_port=args.grpc_port,
-        http_port=args.http_port,
-        metrics_port=args.metrics_port,
-        exit_timeout_s=args.exit_timeout_s,
-        log_verbose=args.log_verbose,
-        admin_key=admin_key,
-        grpc_tls_cert=args.grpc_tls_cert and str(Path(args.grpc_tls_cert).resolve()),
-        grpc_tls_key=args.grpc_tls_key and str(Path(args.grpc_tls_key).resolve()),
-        grpc_tls_client_ca=args.grpc_tls_client_ca and str(Path(args.grpc_tls_client_ca).resolve()),
-    )
+    options = options_from_arguments(args, admin_key, absolute_paths=True)
     server = LocalServer(options)
     if args.unrestricted:
         print(f"WARNING: --unrestricted: any caller can use {RESTRICTED_PROTOCOLS}", flush=True)
@@ -272,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
-    print(f"starting tritonserver on {repository} (log: {server.log_path})", flush=True)
+    print(f"starting tritonserver on {options.model_repository} (log: {server.log_path})", flush=True)
     try:
         server.start(timeout_s=args.startup_timeout_s)
         print(

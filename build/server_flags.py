@@ -13,6 +13,7 @@ import argparse
 import os
 import secrets
 from dataclasses import dataclass
+from pathlib import Path
 
 # Protocol groups that let a caller change or inspect the server rather than run inference.
 # They are restricted to callers that present the admin key (see ``ServerOptions.admin_key``).
@@ -84,28 +85,52 @@ def server_flags(options: ServerOptions) -> list[str]:
     return flags
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model-repository", required=True)
+def add_server_arguments(parser: argparse.ArgumentParser, model_repository: str | None = None) -> None:
+    """The server options every entry point takes: the launcher, the container, and this script.
+
+    ``model_repository`` is the default repository; None makes ``--model-repository`` required.
+    """
+    if model_repository is None:
+        parser.add_argument("--model-repository", required=True)
+    else:
+        parser.add_argument("--model-repository", default=model_repository)
     parser.add_argument("--grpc-port", type=int, default=8001)
     parser.add_argument("--http-port", type=int, default=8000)
     parser.add_argument("--metrics-port", type=int, default=8002)
     parser.add_argument("--exit-timeout-s", type=int, default=30)
+    parser.add_argument("--log-verbose", type=int, default=0)
     parser.add_argument("--grpc-tls-cert", help="PEM server certificate: serve gRPC over TLS")
     parser.add_argument("--grpc-tls-key", help="PEM private key of --grpc-tls-cert")
     parser.add_argument("--grpc-tls-client-ca", help="PEM CA that client certificates must chain to (mutual TLS)")
-    args = parser.parse_args(argv)
-    options = ServerOptions(
-        model_repository=args.model_repository,
+
+
+def options_from_arguments(
+    args: argparse.Namespace, admin_key: str | None, absolute_paths: bool = False
+) -> ServerOptions:
+    """``ServerOptions`` from arguments added by ``add_server_arguments``."""
+
+    def path(value: str | None) -> str | None:
+        return str(Path(value).resolve()) if absolute_paths and value else value
+
+    return ServerOptions(
+        model_repository=path(args.model_repository),
         grpc_port=args.grpc_port,
         http_port=args.http_port,
         metrics_port=args.metrics_port,
         exit_timeout_s=args.exit_timeout_s,
-        admin_key=os.environ.get(ADMIN_KEY_ENV) or None,
-        grpc_tls_cert=args.grpc_tls_cert,
-        grpc_tls_key=args.grpc_tls_key,
-        grpc_tls_client_ca=args.grpc_tls_client_ca,
+        log_verbose=args.log_verbose,
+        admin_key=admin_key,
+        grpc_tls_cert=path(args.grpc_tls_cert),
+        grpc_tls_key=path(args.grpc_tls_key),
+        grpc_tls_client_ca=path(args.grpc_tls_client_ca),
     )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_server_arguments(parser)
+    args = parser.parse_args(argv)
+    options = options_from_arguments(args, admin_key=os.environ.get(ADMIN_KEY_ENV) or None)
     print("\n".join(server_flags(options)))
 
 

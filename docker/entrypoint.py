@@ -33,7 +33,9 @@ from server_flags import (  # noqa: E402
     ADMIN_KEY_ENV,
     ADMIN_KEY_HEADER,
     ServerOptions,
+    add_server_arguments,
     generate_admin_key,
+    options_from_arguments,
     server_flags,
 )
 
@@ -44,33 +46,14 @@ REDACTED = "<redacted>"
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model-repository", default=DEFAULT_REPOSITORY)
-    parser.add_argument("--grpc-port", type=int, default=8001)
-    parser.add_argument("--http-port", type=int, default=8000)
-    parser.add_argument("--metrics-port", type=int, default=8002)
-    parser.add_argument("--exit-timeout-s", type=int, default=30)
-    parser.add_argument("--log-verbose", type=int, default=0)
-    parser.add_argument("--grpc-tls-cert", help="PEM server certificate: serve gRPC over TLS")
-    parser.add_argument("--grpc-tls-key", help="PEM private key of --grpc-tls-cert")
-    parser.add_argument("--grpc-tls-client-ca", help="PEM CA that client certificates must chain to (mutual TLS)")
+    add_server_arguments(parser, model_repository=DEFAULT_REPOSITORY)
     parser.add_argument("--dry-run", action="store_true", help="print the command (admin key redacted) and exit")
     return parser.parse_args(argv)
 
 
 def server_options(args: argparse.Namespace, env: Mapping[str, str]) -> ServerOptions:
-    return ServerOptions(
-        model_repository=args.model_repository,
-        grpc_port=args.grpc_port,
-        http_port=args.http_port,
-        metrics_port=args.metrics_port,
-        exit_timeout_s=args.exit_timeout_s,
-        log_verbose=args.log_verbose,
-        # Never None: without a configured key the restricted groups get one nobody knows.
-        admin_key=env.get(ADMIN_KEY_ENV) or generate_admin_key(),
-        grpc_tls_cert=args.grpc_tls_cert,
-        grpc_tls_key=args.grpc_tls_key,
-        grpc_tls_client_ca=args.grpc_tls_client_ca,
-    )
+    # Never None: without a configured key the restricted groups get one nobody knows.
+    return options_from_arguments(args, admin_key=env.get(ADMIN_KEY_ENV) or generate_admin_key())
 
 
 def container_command(argv: list[str] | None = None, env: Mapping[str, str] | None = None) -> list[str]:
