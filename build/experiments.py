@@ -1,0 +1,173 @@
+"""The one-off measurements behind the design choices in docs/BENCHMARKS.md and RELIABILITY.md.
+
+    python build/experiments.py queue-stall    # queue policy × instance count, tiny model, 16 callers
+    python build/experiments.py instances      # 1 instance × 2 threads vs 2 × 1, full model, bf16
+    python build/experiments.py c1-latency     # queue delay and OMP_WAIT_POLICY at concurrency 1, fp32
+    python build/experiments.py heap-growth    # RSS growth of the packed engine under mixed batches
+
+Each prints one line per variant. Run on a quiet machine; quote the printed figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from corpus import english_texts
+from export import ServingConfig, write_model
+from launch import LocalServer
+from perf_analyzer import run_perf_analyzer
+from perf_text import free_port, write_token_input_data
+from server_flags import ServerOptions
+
+PROJECT = Path(__file__).resolve().parent.parent
+FULL = PROJECT / "checkpoints" / "full-single"
+TINY = PROJECT / "checkpoints" / "tiny-single"
+
+
+def local_server(repository: Path) -> LocalServer:
+    return LocalServer(
+        ServerOptions(str(repository), grpc_port=free_port(), http_port=free_port(), metrics_port=free_port())
+    )
+
+
+def queue_stall() -> None:
+    """16 callers, same 5-token request, 6 s per variant: latency with and without a queue policy."""
+    import tritonclient.grpc as grpcclient
+
+    variants = {
+        "no queue policy, 1 instance": ServingConfig(model_name="none_1"),
+        "max_queue_size 128, 1 instance": ServingConfig(model_name="queue_1", max_queue_size=128),
+        "max_queue_size 128, 2 instances": ServingConfig(
+            model_name="queue_2", max_queue_size=128, instance_count=2, cpu_threads=1
+        ),
+    }
+    repository = Path(tempfile.mkdtemp())
+    for serving in variants.values():
+        write_model(TINY, repository, serving)
+    with local_server(repository) as server:
+        for name, serving in variants.items():
+            latencies: list[float] = []
+            stop = time.monotonic() + 6
+
+            def caller(model=serving.model_name, latencies=latencies, stop=stop):
+                client = grpcclient.InferenceServerClient(server.grpc_url)
+                ids = np.array([[101, 2000, 2001, 2002, 102]], dtype=np.int64)
+                request = grpcclient.InferInput("input_ids", list(ids.shape), "INT64")
+                request.set_data_from_numpy(ids)
+                while time.monotonic() < stop:
+                    started = time.perf_counter()
+                    client.infer(model, [request])
+                    latencies.append(time.perf_counter() - started)
+
+            threads = [threading.Thread(target=caller) for _ in range(16)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            ms = np.array(latencies) * 1e3
+            print(f"{name}: {len(ms)} requests, p50 {np.median(ms):.1f} ms, p99 {np.percentile(ms, 99):.1f} ms, "
+                  f"max {ms.max():.1f} ms, over 300 ms: {(ms > 300).sum()}", flush=True)  # fmt: skip
+
+
+def perf_variants(
+    variants: dict[str, ServingConfig], loads: tuple[int, ...], env: dict[str, str] | None = None
+) -> None:
+    from transformers import AutoTokenizer
+
+    repository = Path(tempfile.mkdtemp())
+    for serving in variants.values():
+        write_model(FULL, repository, serving)
+    ids = AutoTokenizer.from_pretrained(FULL)(english_texts(600), truncation=True)["input_ids"]
+    data = write_token_input_data(ids, repository / "input_data.json")
+    os.environ.update(env or {})
+    with local_server(repository) as server:
+        for concurrency in loads:
+            for name, serving in variants.items():
+                result = run_perf_analyzer(
+                    serving.model_name, server.grpc_url, data, concurrency=concurrency,
+                    measurement_interval_ms=5000, stability_percentage=30,
+                )  # fmt: skip
+                print(f"{name} {env or ''} c={concurrency}: {result}", flush=True)
+
+
+def instances() -> None:
+    common = dict(precision="bf16", instance_kind="cpu")
+    perf_variants(
+        {
+            "1 instance x 2 threads": ServingConfig(model_name="one", **common),
+            "2 instances x 1 thread, max_queue_size 128": ServingConfig(
+                model_name="two", instance_count=2, cpu_threads=1, max_queue_size=128, **common
+            ),
+        },
+        loads=(16, 64, 1),
+    )
+
+
+def c1_latency() -> None:
+    variants = {
+        "queue delay 500 us": ServingConfig(model_name="d500", instance_kind="cpu"),
+        "queue delay 100 us": ServingConfig(model_name="d100", instance_kind="cpu", max_queue_delay_us=100),
+    }
+    for env in ({}, {"OMP_WAIT_POLICY": "PASSIVE"}):
+        perf_variants(variants, loads=(1,), env=env)
+
+
+HEAP_PROBE = """
+import sys, time, numpy as np, torch
+sys.path[:0] = [sys.argv[1], sys.argv[2]]
+from clf_serving.engine import ClassifierEngine
+from clf_serving.settings import ServingSettings
+from clf_serving.validation import Sequence
+from corpus import english_texts
+from transformers import AutoTokenizer
+def rss_mib():
+    return int(next(l for l in open("/proc/self/status") if l.startswith("VmRSS")).split()[1]) / 1024
+torch.set_num_threads(2)
+ids = [np.array(r) for r in AutoTokenizer.from_pretrained(sys.argv[3])(english_texts(600), truncation=True)["input_ids"]]
+engine = ClassifierEngine.load(sys.argv[3], torch.device("cpu"), ServingSettings())
+rng = np.random.default_rng(0)
+def run(seconds):
+    end, done = time.time() + seconds, 0
+    while time.time() < end:
+        pick = rng.choice(len(ids), int(rng.integers(1, 65)), replace=False)
+        engine.classify([Sequence(ids[i], None) for i in pick])
+        done += len(pick)
+    return done
+run(15)
+base = rss_mib()
+done = run(40)
+print(f"RSS {base:.0f} -> {rss_mib():.0f} MiB ({(rss_mib() / base - 1) * 100:+.1f} %), {done / 40:.1f} seq/s")
+"""
+
+
+def heap_growth() -> None:
+    """40 s of random 1–64-text batches after 15 s of warm-up, fp32, in a fresh process per setting."""
+    model_dir = PROJECT / "model_repository" / "distilbert_classifier" / "1"
+    for env in ({}, {"MALLOC_MMAP_THRESHOLD_": "1048576"}):
+        output = subprocess.run(
+            [sys.executable, "-c", HEAP_PROBE, str(PROJECT / "build"), str(model_dir), str(FULL)],
+            env={**os.environ, **env}, capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        print(f"{env or 'glibc defaults'}: {output.strip()}", flush=True)
+
+
+EXPERIMENTS = {"queue-stall": queue_stall, "instances": instances, "c1-latency": c1_latency, "heap-growth": heap_growth}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("experiment", choices=sorted(EXPERIMENTS))
+    EXPERIMENTS[parser.parse_args(argv).experiment]()
+
+
+if __name__ == "__main__":
+    main()
