@@ -44,10 +44,10 @@ test-fast: install
 # Not part of `make test`: minutes long, and it needs a quiet machine.
 bench: install
 	$(PIP) install --quiet -e ".[bench]"
-	$(PY) build/benchmark.py
+	$(PY) benchmarks/benchmark.py
 
 precision-report: install
-	$(PY) build/precision_report.py
+	$(PY) benchmarks/precision_report.py
 
 clean:
 	rm -rf $(VENV) checkpoints bench-results model_repository/*/1/checkpoint model_repository/*/labels.txt

@@ -21,6 +21,7 @@ import importlib.util
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import sysconfig
@@ -30,7 +31,10 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from server_flags import (
+# The server's flags have one source, shared with the container's entrypoint: docker/server_flags.py.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "docker"))
+
+from server_flags import (  # noqa: E402
     ADMIN_KEY_ENV,
     ADMIN_KEY_HEADER,
     GRPC_ADMIN_KEY_HEADER,
@@ -45,6 +49,13 @@ from server_flags import (
 
 class ServerStartError(RuntimeError):
     """The server exited or did not become ready in time."""
+
+
+def free_port() -> int:
+    """A TCP port free on this host now: for servers started beside others (tests, benchmarks)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def pytriton_root() -> Path:

@@ -118,8 +118,8 @@ def test_entrypoint_is_the_project_entrypoint_after_nvidias_and_takes_its_flags_
         "/opt/distilbert/docker/entrypoint.py",
     ]
     copied = {args.split()[-1] for args in of("COPY")}
-    # entrypoint.py imports ../build/server_flags.py: the same layout as in this repository.
-    assert {"/opt/distilbert/build/server_flags.py", "/opt/distilbert/docker/entrypoint.py"} <= copied
+    # entrypoint.py imports server_flags.py from its own folder: the same layout as in this repository.
+    assert {"/opt/distilbert/docker/server_flags.py", "/opt/distilbert/docker/entrypoint.py"} <= copied
     assert not of("CMD"), "a CMD would add arguments the local launcher does not get"
 
 

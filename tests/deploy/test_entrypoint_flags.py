@@ -1,6 +1,6 @@
 """The container entrypoint starts ``tritonserver`` with the local launcher's flags.
 
-Both take them from ``build/server_flags.py``; these tests hold the two command lines side by
+Both take them from ``docker/server_flags.py``; these tests hold the two command lines side by
 side for the same arguments and environment. The launcher adds ``--backend-directory`` (the
 wheel's server needs one assembled; the NGC image has its own), and nothing else may differ.
 """
@@ -145,7 +145,7 @@ def test_the_committed_repository_is_servable_by_the_entrypoint_check():
 
 @pytest.mark.parametrize(
     ("source", "allowed"),
-    [(PROJECT / "build" / "server_flags.py", set()), (ENTRYPOINT, {"server_flags"})],
+    [(PROJECT / "docker" / "server_flags.py", set()), (ENTRYPOINT, {"server_flags"})],
     ids=["server_flags", "entrypoint"],
 )
 def test_image_python_files_import_only_the_standard_library_as_the_image_copies_them_alone(source, allowed):

@@ -146,7 +146,7 @@ def test_kustomization_lists_every_top_level_manifest_and_names_the_deployments_
 def test_deployment_serves_on_the_server_flag_ports_with_the_image_entrypoint_untouched():
     container = server_container()
     assert {port["name"]: port["containerPort"] for port in container["ports"]} == PORTS
-    # Flags have one source (build/server_flags.py via docker/entrypoint.py): no command override,
+    # Flags have one source (docker/server_flags.py via docker/entrypoint.py): no command override,
     # and arguments, if any (e.g. --grpc-tls-cert), are the entrypoint's own options.
     assert "command" not in container
     load_entrypoint().parse_args(container.get("args", []))

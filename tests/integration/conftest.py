@@ -7,14 +7,13 @@ always stops the server, printing its log if it failed to start.
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
 import tritonclient.grpc as grpcclient
 
 from export import ServingConfig, TextModelConfig, write_model, write_text_model
-from launch import LocalServer
+from launch import LocalServer, free_port
 from server_flags import ServerOptions
 
 # Test model name per problem type. The single-label one carries the product's model name.
@@ -23,12 +22,6 @@ MODELS = {
     "multi_label_classification": "classifier_multi",
     "regression": "classifier_regression",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

@@ -11,10 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import MODELS, free_port
+from conftest import MODELS
 from corpus import english_texts
 from distilbert_client import cli
 from helpers import reference_logits, tokenizer
+from launch import free_port
 
 SINGLE = "single_label_classification"
 CLIENT_DIR = Path(__file__).resolve().parents[2] / "client"

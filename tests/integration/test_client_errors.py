@@ -7,7 +7,6 @@ import time
 
 import pytest
 
-from conftest import free_port
 from corpus import english_texts
 from distilbert_client import (
     AsyncClassifier,
@@ -19,6 +18,7 @@ from distilbert_client import (
     RetryPolicy,
     ServerUnavailableError,
 )
+from launch import free_port
 
 SINGLE = "single_label_classification"
 # Deterministic backoff (no jitter): 0.2 s, then 0.4 s.

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import free_port
+from launch import free_port
 
 LAUNCHER = Path(__file__).resolve().parents[2] / "build" / "launch.py"
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from servers import free_port, self_signed_certificate, tls_client
+from servers import self_signed_certificate, tls_client
 from traffic import FIGURES, PROBE, PROBE_QUEUE
 
 from export import ServingConfig, TextModelConfig, write_model, write_text_model
-from launch import LocalServer
+from launch import LocalServer, free_port
 from server_flags import GRPC_ADMIN_KEY_HEADER, ServerOptions, generate_admin_key
 
 

@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
-from servers import free_port
 from traffic import FIGURES, MODEL, Case, send_all, tensor
 from tritonclient.utils import InferenceServerException
 
@@ -32,7 +31,7 @@ from distilbert_client import (
 )
 from export import ServingConfig, write_model
 from helpers import reference_logits, token_ids
-from launch import STUB_NAME, LocalServer, child_processes
+from launch import STUB_NAME, LocalServer, child_processes, free_port
 from server_flags import ServerOptions
 
 LAUNCHER = Path(__file__).resolve().parents[2] / "build" / "launch.py"

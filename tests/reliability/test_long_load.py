@@ -1,6 +1,6 @@
 """The long overload run (``pytest -m slow``): minutes at 2 × saturation on the full-size model.
 
-The same run as ``python build/load_test.py --launch --checkpoint checkpoints/full-single``; the
+The same run as ``python benchmarks/load_test.py --launch --checkpoint checkpoints/full-single``; the
 figures in RELIABILITY.md come from it.
 """
 

@@ -1,6 +1,6 @@
 """Overload, short version: every well-formed request is answered correctly or refused fast and clearly.
 
-The long version (minutes, full-size model, 2 × saturation) is ``build/load_test.py``; see RELIABILITY.md.
+The long version (minutes, full-size model, 2 × saturation) is ``benchmarks/load_test.py``; see RELIABILITY.md.
 """
 
 from __future__ import annotations

@@ -17,11 +17,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
-from servers import free_port, self_signed_certificate, tls_client
+from servers import self_signed_certificate, tls_client
 from traffic import MODEL, tensor
 from tritonclient.utils import InferenceServerException
 
 from export import checkpoint_facts
+from launch import free_port
 from server_flags import ADMIN_KEY_ENV, ADMIN_KEY_HEADER, ServerOptions, server_flags
 
 LAUNCHER = Path(__file__).resolve().parents[2] / "build" / "launch.py"

@@ -1,15 +1,15 @@
 """Bounded overload test: closed and open loop at 2 × saturation, with figures.
 
     # start its own server on the full-size offline model and run the documented test (~9 min):
-    python build/load_test.py --launch --checkpoint checkpoints/full-single --duration-s 180
+    python benchmarks/load_test.py --launch --checkpoint checkpoints/full-single --duration-s 180
 
     # or against a running server (pass its pid for the memory figures):
-    python build/load_test.py --url localhost:8001 --server-pid 1234 --concurrency 32 --rate 40
+    python benchmarks/load_test.py --url localhost:8001 --server-pid 1234 --concurrency 32 --rate 40
 
 Steps: expected answers (every text once, one at a time) → saturation (closed loop at rising
 concurrency; saturation = the smallest concurrency within 90 % of the best throughput, saturation
 rate = that best throughput) → closed loop at 2 × saturation concurrency → open loop at 2 × the
-saturation rate. Each request is one real English text (``build/corpus.py``). Every answer is one of:
+saturation rate. Each request is one real English text (``benchmarks/corpus.py``). Every answer is one of:
 
     answered   logits equal the unloaded answer (max |Δ| ≤ 1e-4)
     rejected   UNAVAILABLE from Triton's queue policy ("Exceeds maximum queue size" or
@@ -27,7 +27,6 @@ import argparse
 import asyncio
 import json
 import random
-import socket
 import sys
 import tempfile
 import time
@@ -40,7 +39,8 @@ import tritonclient.grpc as grpcclient
 from tritonclient.grpc.aio import InferenceServerClient
 from tritonclient.utils import InferenceServerException
 
-from launch import child_processes
+import project_paths  # noqa: F401  (build/, docker/ and the models' packages by name)
+from launch import child_processes, free_port
 
 REJECT_PHRASES = ("Exceeds maximum queue size", "Request timeout expired")
 TOLERANCE = 1e-4
@@ -259,12 +259,6 @@ async def find_saturation(
     best = max(step.answered_per_s for step in steps)
     saturation = next(c for c, step in zip(levels, steps, strict=True) if step.answered_per_s >= 0.9 * best)
     return saturation, best, steps
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 async def run(args) -> dict:

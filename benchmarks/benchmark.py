@@ -1,12 +1,12 @@
 """Benchmark the served model against the in-process ceiling and a naive baseline, in one run.
 
-    python build/benchmark.py                        # fp32 and bf16, concurrency 1 4 16 64 + a request-rate run
-    python build/benchmark.py --precisions bf16 --concurrency 16 64 --interval-ms 4000
+    python benchmarks/benchmark.py                        # fp32 and bf16, concurrency 1 4 16 64 + a request-rate run
+    python benchmarks/benchmark.py --precisions bf16 --concurrency 16 64 --interval-ms 4000
 
 What runs, on this machine, with the full-size offline checkpoint (dim 768, 6 layers):
-  1. texts: 600 real English texts (Python standard-library docstrings, build/corpus.py),
+  1. texts: 600 real English texts (Python standard-library docstrings, benchmarks/corpus.py),
      tokenized with the checkpoint's tokenizer; the length histogram is printed;
-  2. the in-process ceiling (build/ceiling.py) at each precision, same thread count;
+  2. the in-process ceiling (benchmarks/ceiling.py) at each precision, same thread count;
   3. one tritonserver with, per precision, the served model (packed forward, dynamic
      batching) and the naive baseline (tutorial style: transformers forward per request,
      no dynamic batching), driven by perf_analyzer over gRPC with the same token ids;
@@ -21,7 +21,6 @@ import csv
 import os
 import platform
 import re
-import socket
 import tempfile
 import time
 import urllib.request
@@ -30,11 +29,12 @@ from pathlib import Path
 
 import numpy as np
 
+import project_paths  # noqa: F401  (build/, docker/ and the models' packages by name)
 from ceiling import Ceiling, measure_ceiling
 from checkpoints import write_checkpoint
 from corpus import english_texts
 from export import ServingConfig, TextModelConfig, write_model, write_text_model
-from launch import LocalServer
+from launch import LocalServer, free_port
 from perf_analyzer import PerfResult, run_perf_analyzer
 from perf_text import write_text_input_data, write_token_input_data
 from server_flags import ServerOptions
@@ -54,12 +54,6 @@ class Row:
     p99_ms: float
     padding_waste: float | None  # dense-layer tokens ÷ real tokens − 1
     attention_waste: float | None
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def machine() -> str:
@@ -212,7 +206,7 @@ def write_reports(out: Path, rows: list[Row], ceilings: dict[str, Ceiling], leng
     lines = [
         "# Benchmark: served DistilBERT vs the in-process ceiling and a naive baseline",
         "",
-        f"Machine: {machine()}. Threads per model: {args.threads}. Command: `python build/benchmark.py "
+        f"Machine: {machine()}. Threads per model: {args.threads}. Command: `python benchmarks/benchmark.py "
         f"--precisions {' '.join(args.precisions)} --concurrency {' '.join(map(str, args.concurrency))}`.",
         f"Checkpoint: full-size DistilBERT (dim 768, 6 layers, 12 heads), random weights. "
         f"perf_analyzer over gRPC, one text per request, measurement window {args.interval_ms} ms.",

@@ -1,9 +1,9 @@
 """The one-off measurements behind the design choices in docs/BENCHMARKS.md and RELIABILITY.md.
 
-    python build/experiments.py queue-stall    # queue policy × instance count, tiny model, 16 callers
-    python build/experiments.py instances      # 1 instance × 2 threads vs 2 × 1, full model, bf16
-    python build/experiments.py c1-latency     # queue delay and OMP_WAIT_POLICY at concurrency 1, fp32
-    python build/experiments.py heap-growth    # RSS growth of the packed engine under mixed batches
+    python benchmarks/experiments.py queue-stall    # queue policy × instance count, tiny model, 16 callers
+    python benchmarks/experiments.py instances      # 1 instance × 2 threads vs 2 × 1, full model, bf16
+    python benchmarks/experiments.py c1-latency     # queue delay and OMP_WAIT_POLICY at concurrency 1, fp32
+    python benchmarks/experiments.py heap-growth    # RSS growth of the packed engine under mixed batches
 
 Each prints one line per variant. Run on a quiet machine; quote the printed figures.
 """
@@ -21,11 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
+import project_paths  # noqa: F401  (build/, docker/ and the models' packages by name)
 from corpus import english_texts
 from export import ServingConfig, write_model
-from launch import LocalServer
+from launch import LocalServer, free_port
 from perf_analyzer import run_perf_analyzer
-from perf_text import free_port, write_token_input_data
+from perf_text import write_token_input_data
 from server_flags import ServerOptions
 
 PROJECT = Path(__file__).resolve().parent.parent

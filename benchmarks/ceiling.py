@@ -16,14 +16,13 @@ evenly through the set) is the yardstick for p50 latency at concurrency 1.
 from __future__ import annotations
 
 import statistics
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "model_repository" / "distilbert_classifier" / "1"))
+import project_paths  # noqa: F401  (build/, docker/ and the models' packages by name)
 
 
 @dataclass(frozen=True)

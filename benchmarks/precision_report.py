@@ -1,12 +1,12 @@
 """Accuracy of reduced precision against fp32, on real pretrained weights and a trained head.
 
-    python build/precision_report.py            # writes checkpoints/minilm-topics and prints the report
+    python benchmarks/precision_report.py            # writes checkpoints/minilm-topics and prints the report
 
 Random weights say little about precision: their logits sit close together, so tiny
 rounding flips the argmax. This report uses the real all-MiniLM-L6-v2 encoder (converted
 into DistilBERT classes, build/checkpoints.py) and trains the classification head, in
 fp32 on frozen encoder features, on a real labelled task: which area of the Python
-standard library a docstring comes from (build/corpus.py TOPICS). Then the served engine
+standard library a docstring comes from (benchmarks/corpus.py TOPICS). Then the served engine
 (packed forward) runs every text in fp32 and in each reduced precision, and the report
 gives max |Δlogit|, argmax agreement, accuracy on held-out texts, and the fp32 margins
 (top-1 − top-2 logit) of any disagreements.
@@ -15,16 +15,14 @@ gives max |Δlogit|, argmax agreement, accuracy on held-out texts, and the fp32 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
+import project_paths  # noqa: F401  (build/, docker/ and the models' packages by name)
 from checkpoints import build_model, build_tokenizer
 from corpus import labelled_texts
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "model_repository" / "distilbert_classifier" / "1"))
 
 PROJECT = Path(__file__).resolve().parent.parent
 OUT = PROJECT / "checkpoints" / "minilm-topics"

@@ -1,7 +1,7 @@
 """Raw-text endpoint vs token endpoint: tokenization cost and perf_analyzer throughput.
 
-    python build/perf_text.py                                  # full-size checkpoint, concurrency 16
-    python build/perf_text.py --text-instances 1 2 --interval-ms 4000
+    python benchmarks/perf_text.py                                  # full-size checkpoint, concurrency 16
+    python benchmarks/perf_text.py --text-instances 1 2 --interval-ms 4000
 
 Exports the checkpoint into a temporary repository (token model + one text model per
 instance count), starts tritonserver, then:
@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import socket
 import statistics
 import sys
 import tempfile
@@ -26,19 +25,14 @@ import time
 import urllib.request
 from pathlib import Path
 
+import project_paths  # noqa: F401  (build/, docker/ and the models' packages by name)
 from corpus import english_texts
 from export import PROJECT, TEXT_MODEL_SOURCE, ServingConfig, TextModelConfig, write_model, write_text_model
-from launch import LocalServer
+from launch import LocalServer, free_port
 from perf_analyzer import run_perf_analyzer
 from server_flags import ServerOptions
 
 CHECKPOINT = PROJECT / "checkpoints" / "full-single"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def write_text_input_data(texts: list[str], path: Path) -> Path:

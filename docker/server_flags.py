@@ -4,7 +4,7 @@ Both the local launcher (``build/launch.py``) and the container entrypoint
 (``docker/entrypoint.sh``) take their flags from here, so a server started on a
 laptop and one started in the NGC container behave the same way.
 
-    python build/server_flags.py --model-repository /models     # prints one flag per line
+    python docker/server_flags.py --model-repository /models     # prints one flag per line
 """
 
 from __future__ import annotations
