@@ -24,10 +24,9 @@ import numpy as np
 import project_paths  # noqa: F401  (build/, docker/ and the models' packages by name)
 from corpus import english_texts
 from export import ServingConfig, write_model
-from launch import LocalServer, free_port
+from launch import LocalServer, options_on_free_ports
 from perf_analyzer import run_perf_analyzer
 from perf_text import write_token_input_data
-from server_flags import ServerOptions
 
 PROJECT = Path(__file__).resolve().parent.parent
 FULL = PROJECT / "checkpoints" / "full-single"
@@ -35,9 +34,7 @@ TINY = PROJECT / "checkpoints" / "tiny-single"
 
 
 def local_server(repository: Path) -> LocalServer:
-    return LocalServer(
-        ServerOptions(str(repository), grpc_port=free_port(), http_port=free_port(), metrics_port=free_port())
-    )
+    return LocalServer(options_on_free_ports(repository))
 
 
 def queue_stall() -> None:

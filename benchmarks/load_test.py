@@ -40,7 +40,7 @@ from tritonclient.grpc.aio import InferenceServerClient
 from tritonclient.utils import InferenceServerException
 
 import project_paths  # noqa: F401  (build/, docker/ and the models' packages by name)
-from launch import child_processes, free_port
+from launch import child_processes, options_on_free_ports
 
 REJECT_PHRASES = ("Exceeds maximum queue size", "Request timeout expired")
 TOLERANCE = 1e-4
@@ -320,12 +320,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.launch:
         from export import ServingConfig, write_model
         from launch import LocalServer
-        from server_flags import ServerOptions
 
         repository = Path(tempfile.mkdtemp(prefix="load-test-repository-"))
         # The overload-protected profile (RELIABILITY.md): two instances and a bounded queue.
         write_model(args.checkpoint, repository, ServingConfig(instance_count=2, cpu_threads=1, max_queue_size=128))
-        options = ServerOptions(str(repository), grpc_port=free_port(), http_port=free_port(), metrics_port=free_port())
+        options = options_on_free_ports(repository)
         server = LocalServer(options).start(timeout_s=600)
         args.url, args.server_pid = server.grpc_url, server.process.pid
         print(f"server pid {args.server_pid} on {args.url} (log {server.log_path})", flush=True)

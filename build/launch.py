@@ -58,6 +58,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def options_on_free_ports(model_repository, **options) -> ServerOptions:
+    """Server options with every port free now: for servers started beside others (tests, benchmarks)."""
+    ports = {"grpc_port": free_port(), "http_port": free_port(), "metrics_port": free_port()}
+    return ServerOptions(model_repository=str(model_repository), **ports, **options)
+
+
 def pytriton_root() -> Path:
     spec = importlib.util.find_spec("pytriton")
     if spec is None or not spec.submodule_search_locations:

@@ -8,6 +8,14 @@ from pathlib import Path
 import numpy as np
 import tritonclient.grpc as grpcclient
 
+# Test model name per problem type in the integration tests' repository (tests/integration/conftest.py).
+# The single-label one carries the product's model name.
+MODELS = {
+    "single_label_classification": "distilbert_classifier",
+    "multi_label_classification": "classifier_multi",
+    "regression": "classifier_regression",
+}
+
 
 @cache
 def reference_model(checkpoint: Path):

@@ -13,15 +13,8 @@ import pytest
 import tritonclient.grpc as grpcclient
 
 from export import ServingConfig, TextModelConfig, write_model, write_text_model
-from launch import LocalServer, free_port
-from server_flags import ServerOptions
-
-# Test model name per problem type. The single-label one carries the product's model name.
-MODELS = {
-    "single_label_classification": "distilbert_classifier",
-    "multi_label_classification": "classifier_multi",
-    "regression": "classifier_regression",
-}
+from helpers import MODELS
+from launch import LocalServer, options_on_free_ports
 
 
 @pytest.fixture(scope="session")
@@ -39,13 +32,7 @@ def model_repository(tmp_path_factory, tiny_checkpoints) -> Path:
 
 @pytest.fixture(scope="session")
 def server(model_repository, tmp_path_factory):
-    options = ServerOptions(
-        model_repository=str(model_repository),
-        grpc_port=free_port(),
-        http_port=free_port(),
-        metrics_port=free_port(),
-        exit_timeout_s=10,
-    )
+    options = options_on_free_ports(model_repository, exit_timeout_s=10)
     local = LocalServer(options, log_path=tmp_path_factory.mktemp("server") / "tritonserver.log")
     local.start(timeout_s=240)
     yield local

@@ -11,10 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import MODELS
 from corpus import english_texts
 from distilbert_client import cli
-from helpers import reference_logits, tokenizer
+from helpers import MODELS, reference_logits, tokenizer
 from launch import free_port
 
 SINGLE = "single_label_classification"

@@ -8,10 +8,9 @@ import dataclasses
 import numpy as np
 import pytest
 
-from conftest import MODELS
 from corpus import english_texts
 from distilbert_client import AsyncClassifier, Classification, Classifier
-from helpers import reference_logits, tokenizer
+from helpers import MODELS, reference_logits, tokenizer
 
 TOLERANCE = 1e-4
 SINGLE = "single_label_classification"

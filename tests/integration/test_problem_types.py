@@ -7,9 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from conftest import MODELS
 from corpus import english_texts
-from helpers import infer_ids, reference_logits, token_ids
+from helpers import MODELS, infer_ids, reference_logits, token_ids
 
 
 def softmax(x):

@@ -15,8 +15,8 @@ from servers import self_signed_certificate, tls_client
 from traffic import FIGURES, PROBE, PROBE_QUEUE
 
 from export import ServingConfig, TextModelConfig, write_model, write_text_model
-from launch import LocalServer, free_port
-from server_flags import GRPC_ADMIN_KEY_HEADER, ServerOptions, generate_admin_key
+from launch import LocalServer, options_on_free_ports
+from server_flags import GRPC_ADMIN_KEY_HEADER, generate_admin_key
 
 
 def pytest_terminal_summary(terminalreporter):
@@ -45,11 +45,8 @@ def reliability_repository(tmp_path_factory, tiny_checkpoints) -> Path:
 @pytest.fixture(scope="session")
 def hardened_server(reliability_repository, tls_files, tmp_path_factory):
     cert, key = tls_files
-    options = ServerOptions(
-        model_repository=str(reliability_repository),
-        grpc_port=free_port(),
-        http_port=free_port(),
-        metrics_port=free_port(),
+    options = options_on_free_ports(
+        reliability_repository,
         exit_timeout_s=10,
         admin_key=generate_admin_key(),
         grpc_tls_cert=str(cert),

@@ -31,8 +31,7 @@ from distilbert_client import (
 )
 from export import ServingConfig, write_model
 from helpers import reference_logits, token_ids
-from launch import STUB_NAME, LocalServer, child_processes, free_port
-from server_flags import ServerOptions
+from launch import STUB_NAME, LocalServer, child_processes, free_port, options_on_free_ports
 
 LAUNCHER = Path(__file__).resolve().parents[2] / "build" / "launch.py"
 NOT_HEALTHY = "is not healthy"
@@ -46,9 +45,7 @@ def small_repository(tmp_path_factory, tiny_checkpoints) -> Path:
 
 
 def test_sigterm_under_load_finishes_every_in_flight_request(small_repository, tmp_path):
-    options = ServerOptions(
-        str(small_repository), grpc_port=free_port(), http_port=free_port(), metrics_port=free_port(), exit_timeout_s=60
-    )
+    options = options_on_free_ports(small_repository, exit_timeout_s=60)
     server = LocalServer(options, log_path=tmp_path / "tritonserver.log").start(timeout_s=240)
     try:
         heavy = np.full((64, 512), 1000, dtype=np.int64)  # one execute each, ~0.1–0.3 s on the tiny model
