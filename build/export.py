@@ -16,6 +16,11 @@ and, beside it, the raw-text model ``<repository>/distilbert_text/`` (``--no-tex
     labels.txt                the labels for Triton classification
     1/model.py, 1/text_serving copied from this project when the repository is elsewhere
 
+Each option comes from the one definition of the knob it sets: the models' own knobs from their
+settings modules (``clf_serving/settings.py``, ``text_serving/settings.py``), Triton's settings
+from ``ServingConfig`` and ``TextModelConfig`` here. A value or combination a model would refuse at
+load (``--precision fp16 --kind cpu``) is refused here, before anything is written.
+
 Safetensors weights only: a checkpoint with only pickled weights is refused.
 """
 
@@ -24,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +41,14 @@ MODEL_SOURCE = PROJECT / "model_repository" / "distilbert_classifier" / "1"
 DEFAULT_MODEL_NAME = "distilbert_classifier"
 TEXT_MODEL_SOURCE = PROJECT / "model_repository" / "distilbert_text" / "1"
 DEFAULT_TEXT_MODEL_NAME = "distilbert_text"
+# The models' own packages define their knobs; export derives its options and parameters from them.
+sys.path[:0] = [str(MODEL_SOURCE), str(TEXT_MODEL_SOURCE)]
+
+from clf_serving.knobs import ConfigError, Knob, check_knobs, knob, knobs_of  # noqa: E402
+from clf_serving.scores import resolve_problem_type  # noqa: E402
+from clf_serving.settings import ServingKnobs, ServingSettings, check_settings  # noqa: E402
+from text_serving.settings import TokenizeOptions  # noqa: E402
+
 LABELS_FILE = "labels.txt"
 CHECKPOINT_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
 KINDS = {
@@ -42,53 +56,67 @@ KINDS = {
     "cpu": mc.ModelInstanceGroup.KIND_CPU,
     "gpu": mc.ModelInstanceGroup.KIND_GPU,
 }
+# Folder inside the version folder that receives the checkpoint: the token model's default.
+CHECKPOINT_FOLDER = ServingSettings().checkpoint
 
 
 @dataclass(frozen=True)
-class ServingConfig:
-    """Knobs of the served model; the defaults are what ``make serve`` uses (see README)."""
+class ServingConfig(ServingKnobs):
+    """The token model as export writes it: Triton's settings for it, defined here, and the model's
+    own knobs (precision, forward_mode, ...) inherited from ``clf_serving.settings.ServingKnobs``,
+    their one definition. The defaults are what ``make serve`` uses (see README)."""
 
-    model_name: str = DEFAULT_MODEL_NAME
-    # Rows (texts) per execute. Enough for a 64-way concurrent load to form one batch.
-    max_batch_size: int = 64
+    model_name: str = knob(DEFAULT_MODEL_NAME, "name of the token model in the repository")
+    max_batch_size: int = knob(
+        64, "rows (texts) per execute; enough for a 64-way concurrent load to form one batch", minimum=1
+    )
     # Short: at low load a request must not wait for company (p50 at concurrency 1), and at
     # high load requests queue behind the running forward anyway, so batches fill regardless.
-    max_queue_delay_us: int = 500
-    instance_count: int = 1
-    instance_kind: str = "auto"
-    precision: str = "fp32"
-    cpu_threads: int = 0
-    forward_mode: str = "packed"
-    forward_overhead_tokens: int = 16
-    attention_overhead_tokens: int = 64
-    max_forward_tokens: int = 8192
-    # Off only for the benchmark's naive baseline: one request per execute.
-    dynamic_batching: bool = True
+    max_queue_delay_us: int = knob(500, "the dynamic batcher's max_queue_delay_microseconds", minimum=0)
+    instance_count: int = knob(1, "instances of the token model", minimum=1, flag="--instances")
+    instance_kind: str = knob(
+        "auto",
+        "auto: GPU where Triton sees one, else CPU (the same repository loads on both)",
+        choices=tuple(KINDS),
+        flag="--kind",
+    )
+    # Off only for the benchmark's naive baseline.
+    dynamic_batching: bool = knob(True, "batch requests dynamically (off: one request per execute)")
     # Overload (see RELIABILITY.md): at most this many requests wait in the dynamic batcher's queue;
     # the next one is refused at once with UNAVAILABLE "Exceeds maximum queue size" instead of
-    # waiting without bound. 0: unbounded. Off by default: on Triton 2.51 any queue policy on a
-    # model with ONE instance stalls the batcher ~500 ms at a time under concurrent load (measured:
-    # p99 520 ms instead of 17 ms, a fifth of the throughput); with two or more instances it does
-    # not. The overload-protected profile is `--instances 2 --cpu-threads 1 --max-queue-size 128`.
-    max_queue_size: int = 0
+    # waiting without bound. Off by default: on Triton 2.51 any queue policy on a model with ONE
+    # instance stalls the batcher ~500 ms at a time under concurrent load (measured: p99 520 ms
+    # instead of 17 ms, a fifth of the throughput); with two or more instances it does not. The
+    # overload-protected profile is `--instances 2 --cpu-threads 1 --max-queue-size 128`.
+    max_queue_size: int = knob(0, "requests that may wait in the queue; 0: unbounded", minimum=0)
     # A request that waited this long in the queue is refused (timeout_action REJECT) rather than
-    # served late; a request may ask for a shorter timeout (allow_timeout_override). 0: no timeout.
-    queue_timeout_us: int = 0
+    # served late; a request may ask for a shorter timeout (allow_timeout_override).
+    queue_timeout_us: int = knob(0, "queue time after which a request is refused; 0: no timeout", minimum=0)
 
 
 @dataclass(frozen=True)
-class TextModelConfig:
-    """Knobs of the raw-text model; the defaults are what ``make serve`` uses (see README)."""
+class TextModelConfig(TokenizeOptions):
+    """The raw-text model as export writes it: Triton's settings for it, defined here, and the
+    model's own knobs (truncation, truncation_side) inherited from
+    ``text_serving.settings.TokenizeOptions``. The defaults are what ``make serve`` uses."""
 
-    model_name: str = DEFAULT_TEXT_MODEL_NAME
-    max_batch_size: int = 64
-    max_queue_delay_us: int = 500
+    model_name: str = knob(DEFAULT_TEXT_MODEL_NAME, "name of the raw-text model", flag="--text-model-name")
+    max_batch_size: int = knob(
+        64, "rows (texts) per execute of the raw-text model", minimum=1, flag="--text-max-batch-size"
+    )
+    max_queue_delay_us: int = knob(
+        500, "the raw-text model's max_queue_delay_microseconds", minimum=0, flag="--text-max-queue-delay-us"
+    )
     # Two CPU instances: while one awaits the token model's answer, the other tokenizes the
     # next batch, so the token model's queue never runs dry for want of tokens.
-    instance_count: int = 2
-    # Defaults a request may override with request parameters of the same names.
-    truncation: bool = True
-    truncation_side: str = "right"
+    instance_count: int = knob(2, "CPU instances of the raw-text model", minimum=1, flag="--text-instances")
+
+
+def check_config(serving: ServingConfig) -> None:
+    """``ConfigError`` for what the token model would refuse at load, or Triton would silently ignore."""
+    check_settings(serving, serving.instance_kind)  # every knob's value, and the combinations
+    if not serving.dynamic_batching and (serving.max_queue_size or serving.queue_timeout_us):
+        raise ConfigError("max_queue_size and queue_timeout_us are queue policies of dynamic batching; keep it on")
 
 
 def resolve_checkpoint(checkpoint: str) -> Path:
@@ -109,11 +137,6 @@ def checkpoint_facts(folder: Path) -> dict:
         raise SystemExit(f"{folder}: model_type is {config.model_type!r}; only DistilBERT is served")
     if not list(folder.glob("*.safetensors")):
         raise SystemExit(f"{folder}: no *.safetensors weights (pickled .bin weights are never loaded)")
-    import sys
-
-    sys.path.insert(0, str(MODEL_SOURCE))
-    from clf_serving.scores import resolve_problem_type
-
     labels = [config.id2label[i] for i in range(config.num_labels)]
     return {
         "problem_type": resolve_problem_type(config.problem_type, config.num_labels),
@@ -146,34 +169,31 @@ def model_config(facts: dict, serving: ServingConfig) -> mc.ModelConfig:
         warmup.inputs["input_ids"].CopyFrom(
             mc.ModelWarmup.Input(data_type=mc.TYPE_INT64, dims=[length], zero_data=True)
         )
-    parameters = {
-        "checkpoint": "checkpoint",
-        "precision": serving.precision,
-        "cpu_threads": str(serving.cpu_threads),
-        "forward_mode": serving.forward_mode,
-        "forward_overhead_tokens": str(serving.forward_overhead_tokens),
-        "attention_overhead_tokens": str(serving.attention_overhead_tokens),
-        "max_forward_tokens": str(serving.max_forward_tokens),
-        "problem_type": facts["problem_type"],
-        "max_sequence_length": str(facts["max_sequence_length"]),
-        "vocab_size": str(facts["vocab_size"]),
-        "num_labels": str(facts["num_labels"]),
-        "labels": json.dumps(facts["labels"]),
-    }
-    for key, value in parameters.items():
+    published = {name: str(facts[name]) for name in ("problem_type", "max_sequence_length", "vocab_size", "num_labels")}
+    parameters = {"checkpoint": CHECKPOINT_FOLDER, **published, "labels": json.dumps(facts["labels"])}
+    for key, value in {**parameters, **knob_parameters(serving, ServingKnobs)}.items():
         config.parameters[key].string_value = value
     return config
 
 
+def knob_parameters(config, knobs_class) -> dict[str, str]:
+    """The knobs of ``knobs_class`` (a model's settings) in ``config``, as the parameters the model reads."""
+    return {k.name: k.render(getattr(config, k.name)) for k in knobs_of(knobs_class)}
+
+
 def write_model(checkpoint: Path, repository: Path, serving: ServingConfig) -> Path:
+    check_config(serving)
     facts = checkpoint_facts(checkpoint)
     model_dir = repository / serving.model_name
     version_dir = model_dir / "1"
     if version_dir.resolve() != MODEL_SOURCE.resolve():
         shutil.copytree(
-            MODEL_SOURCE, version_dir, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", "checkpoint")
+            MODEL_SOURCE,
+            version_dir,
+            dirs_exist_ok=True,
+            ignore=shutil.ignore_patterns("__pycache__", CHECKPOINT_FOLDER),
         )
-    target = version_dir / "checkpoint"
+    target = version_dir / CHECKPOINT_FOLDER
     if target.resolve() != checkpoint.resolve():
         shutil.rmtree(target, ignore_errors=True)
         target.mkdir(parents=True)
@@ -197,18 +217,15 @@ def text_model_config(facts: dict, serving: ServingConfig, text: TextModelConfig
     config.instance_group.add(count=text.instance_count, kind=mc.ModelInstanceGroup.KIND_CPU)
     # No model_warmup: Triton refuses inference (BLS included) until the server is ready, so a
     # warmup through the token model would fail the load. model.py warms its tokenizer itself.
+    # The token model's max_batch_size is not copied: the text model reads it from that model's config.
     parameters = {
         "classifier_model": serving.model_name,
-        "classifier_max_batch_size": str(serving.max_batch_size),
         # Relative to the model repository: the token model's own tokenizer, one copy for both.
-        "tokenizer": f"{serving.model_name}/1/checkpoint",
-        "truncation": "true" if text.truncation else "false",
-        "truncation_side": text.truncation_side,
+        "tokenizer": f"{serving.model_name}/1/{CHECKPOINT_FOLDER}",
         "max_sequence_length": str(facts["max_sequence_length"]),
-        "num_labels": str(facts["num_labels"]),
         "labels": json.dumps(facts["labels"]),
     }
-    for key, value in parameters.items():
+    for key, value in {**parameters, **knob_parameters(text, TokenizeOptions)}.items():
         config.parameters[key].string_value = value
     return config
 
@@ -218,6 +235,7 @@ def write_text_model(
 ) -> Path:
     """The raw-text model beside the token model ``serving.model_name`` (written by ``write_model``)."""
     text = text or TextModelConfig()
+    check_knobs(text)
     facts = checkpoint_facts(checkpoint)
     model_dir = repository / text.model_name
     version_dir = model_dir / "1"
@@ -230,53 +248,69 @@ def write_text_model(
     return model_dir
 
 
-def main(argv: list[str] | None = None) -> None:
-    defaults = ServingConfig()
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """The module docstring as written, and each option's default."""
+
+
+def add_knob_options(parser: argparse.ArgumentParser, config_class, title: str) -> None:
+    """One option per knob of ``config_class``: flag, type, default, choices and help from its definition."""
+    group = parser.add_argument_group(title)
+    for k in knobs_of(config_class):
+        dest, metavar = f"{config_class.__name__}.{k.name}", k.name.upper()
+        if k.type is bool:
+            group.add_argument(
+                k.option, dest=dest, action=argparse.BooleanOptionalAction, default=k.default, help=k.doc
+            )
+        else:
+            group.add_argument(
+                k.option,
+                dest=dest,
+                metavar=metavar if not k.choices else None,
+                type=_option_type(k),
+                choices=k.choices or None,
+                default=k.default,
+                help=k.doc,
+            )
+
+
+def config_from(args: argparse.Namespace, config_class):
+    """``config_class`` built from the options ``add_knob_options`` added for it."""
+    return config_class(**{k.name: getattr(args, f"{config_class.__name__}.{k.name}") for k in knobs_of(config_class)})
+
+
+def _option_type(k: Knob):
+    def parse(text: str):
+        try:
+            return k.parse(text)
+        except ConfigError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    parse.__name__ = k.type.__name__
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=_HelpFormatter)
     parser.add_argument("--checkpoint", required=True, help="local checkpoint folder or hub id")
     parser.add_argument("--repository", type=Path, default=PROJECT / "model_repository")
-    parser.add_argument("--model-name", default=defaults.model_name)
-    parser.add_argument("--max-batch-size", type=int, default=defaults.max_batch_size)
-    parser.add_argument("--max-queue-delay-us", type=int, default=defaults.max_queue_delay_us)
-    parser.add_argument("--instances", type=int, default=defaults.instance_count)
-    parser.add_argument(
-        "--kind",
-        choices=sorted(KINDS),
-        default=defaults.instance_kind,
-        help="auto: GPU where Triton sees one, else CPU (the same repository loads on both)",
-    )
-    parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default=defaults.precision)
-    parser.add_argument("--cpu-threads", type=int, default=defaults.cpu_threads, help="0: cores ÷ CPU instances")
-    parser.add_argument("--forward-mode", choices=("packed", "padded"), default=defaults.forward_mode)
-    parser.add_argument("--forward-overhead-tokens", type=int, default=defaults.forward_overhead_tokens)
-    parser.add_argument("--attention-overhead-tokens", type=int, default=defaults.attention_overhead_tokens)
-    parser.add_argument("--max-forward-tokens", type=int, default=defaults.max_forward_tokens)
-    parser.add_argument("--max-queue-size", type=int, default=defaults.max_queue_size, help="0: unbounded")
-    parser.add_argument("--queue-timeout-us", type=int, default=defaults.queue_timeout_us, help="0: no timeout")
-    text_defaults = TextModelConfig()
     parser.add_argument("--no-text-model", action="store_true", help="do not write the raw-text model beside it")
-    parser.add_argument("--text-model-name", default=text_defaults.model_name)
-    parser.add_argument("--text-instances", type=int, default=text_defaults.instance_count)
+    add_knob_options(parser, ServingConfig, "token model (knobs from clf_serving/settings.py, Triton's here)")
+    add_knob_options(parser, TextModelConfig, "raw-text model (knobs from text_serving/settings.py, Triton's here)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = build_parser()
     args = parser.parse_args(argv)
-    serving = ServingConfig(
-        model_name=args.model_name,
-        max_batch_size=args.max_batch_size,
-        max_queue_delay_us=args.max_queue_delay_us,
-        instance_count=args.instances,
-        instance_kind=args.kind,
-        precision=args.precision,
-        cpu_threads=args.cpu_threads,
-        forward_mode=args.forward_mode,
-        forward_overhead_tokens=args.forward_overhead_tokens,
-        attention_overhead_tokens=args.attention_overhead_tokens,
-        max_forward_tokens=args.max_forward_tokens,
-        max_queue_size=args.max_queue_size,
-        queue_timeout_us=args.queue_timeout_us,
-    )
+    serving, text = config_from(args, ServingConfig), config_from(args, TextModelConfig)
+    try:  # refuse what would only fail at load, before downloading anything
+        check_config(serving)
+        check_knobs(text)
+    except ConfigError as error:
+        parser.error(str(error))
     checkpoint = resolve_checkpoint(args.checkpoint)
     print(write_model(checkpoint, args.repository, serving))
     if not args.no_text_model:
-        text = TextModelConfig(model_name=args.text_model_name, instance_count=args.text_instances)
         print(write_text_model(checkpoint, args.repository, serving, text))
 
 

@@ -1,6 +1,6 @@
 import numpy as np
 
-from clf_serving.batching import plan_forwards
+from clf_serving.batching import plan_forwards, row_spans
 
 
 def covered(chunks):
@@ -58,3 +58,8 @@ def test_geometric_rounding_adds_at_most_an_eighth_and_few_distinct_sizes():
     sizes = [round_up_geometric(n) for n in range(1, 5000)]
     assert all(n <= size <= max(n, 1.125 * n) for n, size in zip(range(1, 5000), sizes, strict=True))
     assert len(set(sizes)) < 90
+
+
+def test_row_spans_place_each_requests_rows_and_skip_errors():
+    entries = [["a", "b"], ValueError("input_ids is required"), ["c"]]
+    assert row_spans(entries) == [slice(0, 2), None, slice(2, 3)]

@@ -1,15 +1,19 @@
-"""The committed config.pbtxt is what build/export.py writes, and matches what model.py reads."""
+"""Each model's committed config.pbtxt is what build/export.py writes, and matches what its model.py reads."""
 
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
 from google.protobuf import json_format, text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
-from clf_serving.settings import read_settings
-from export import ServingConfig, model_config
+from clf_serving.settings import ServingSettings, read_settings
+from export import ServingConfig, TextModelConfig, model_config, text_model_config
+from text_serving.settings import TextSettings, TokenizeOptions, read_text_settings
 
 REPOSITORY = Path(__file__).resolve().parents[2] / "model_repository"
+TOKEN, TEXT = "distilbert_classifier", "distilbert_text"
+MODELS = (TOKEN, TEXT)
 DEFAULT_FACTS = {
     "problem_type": "single_label_classification",
     "max_sequence_length": 512,
@@ -17,47 +21,80 @@ DEFAULT_FACTS = {
     "num_labels": 3,
     "labels": ["negative", "neutral", "positive"],
 }
+EXPORTED = {
+    TOKEN: lambda: model_config(DEFAULT_FACTS, ServingConfig()),
+    TEXT: lambda: text_model_config(DEFAULT_FACTS, ServingConfig(), TextModelConfig()),
+}
+READ = {TOKEN: read_settings, TEXT: read_text_settings}
+# name → (data type, dims, optional, allow_ragged_batch)
+INPUTS = {
+    TOKEN: {"input_ids": (mc.TYPE_INT64, [-1], False, True), "attention_mask": (mc.TYPE_INT64, [-1], True, True)},
+    TEXT: {"text": (mc.TYPE_STRING, [1], False, False), "text_pair": (mc.TYPE_STRING, [1], True, False)},
+}
+# name → (data type, dims, label file)
+SCORES = {"logits": (mc.TYPE_FP32, [3], "labels.txt"), "probabilities": (mc.TYPE_FP32, [3], "labels.txt")}
+OUTPUTS = {TOKEN: SCORES, TEXT: {**SCORES, "label": (mc.TYPE_STRING, [1], "")}}
+# (instance kind, count, warmups): the text model warms its tokenizer itself (Triton refuses BLS before ready).
+PLACEMENT = {
+    TOKEN: (mc.ModelInstanceGroup.KIND_AUTO, 1, {"short_text", "long_batch"}),
+    TEXT: (mc.ModelInstanceGroup.KIND_CPU, 2, set()),
+}
 
 
-def committed() -> mc.ModelConfig:
-    return text_format.Parse((REPOSITORY / "distilbert_classifier" / "config.pbtxt").read_text(), mc.ModelConfig())
+def committed(model: str) -> mc.ModelConfig:
+    return text_format.Parse((REPOSITORY / model / "config.pbtxt").read_text(), mc.ModelConfig())
 
 
-def test_committed_config_is_what_export_writes_for_the_default_checkpoint():
-    assert committed() == model_config(DEFAULT_FACTS, ServingConfig())
+def as_json(config: mc.ModelConfig) -> dict:
+    """The model config as Triton hands it to ``initialize`` (``args["model_config"]``)."""
+    return json_format.MessageToDict(config, preserving_proto_field_name=True)
 
 
-def test_token_inputs_are_ragged_int64_and_the_mask_is_optional():
-    inputs = {i.name: i for i in committed().input}
-    assert set(inputs) == {"input_ids", "attention_mask"}
-    for tensor in inputs.values():
-        assert tensor.data_type == mc.TYPE_INT64 and list(tensor.dims) == [-1] and tensor.allow_ragged_batch
-    assert inputs["attention_mask"].optional and not inputs["input_ids"].optional
+@pytest.mark.parametrize("model", MODELS)
+def test_committed_config_is_what_export_writes_for_the_default_checkpoint(model):
+    assert committed(model) == EXPORTED[model]()
 
 
-def test_outputs_carry_the_labels_file_for_triton_classification():
-    config = committed()
-    assert {o.name: (o.data_type, list(o.dims), o.label_filename) for o in config.output} == {
-        "logits": (mc.TYPE_FP32, [3], "labels.txt"),
-        "probabilities": (mc.TYPE_FP32, [3], "labels.txt"),
-    }
+@pytest.mark.parametrize("model", MODELS)
+def test_inputs_are_the_ones_model_py_reads(model):
+    inputs = {i.name: (i.data_type, list(i.dims), i.optional, i.allow_ragged_batch) for i in committed(model).input}
+    assert inputs == INPUTS[model]
 
 
-def test_batching_instances_and_warmup_are_configured():
-    config = committed()
-    assert config.max_batch_size > 0 and config.HasField("dynamic_batching")
-    assert config.instance_group[0].kind == mc.ModelInstanceGroup.KIND_AUTO
-    assert {w.name for w in config.model_warmup} == {"short_text", "long_batch"}
+@pytest.mark.parametrize("model", MODELS)
+def test_outputs_carry_the_labels_file_for_triton_classification(model):
+    outputs = {o.name: (o.data_type, list(o.dims), o.label_filename) for o in committed(model).output}
+    assert outputs == OUTPUTS[model]
 
 
-def test_model_reads_the_published_parameters():
-    settings = read_settings(json_format.MessageToDict(committed(), preserving_proto_field_name=True))
-    assert settings.precision == "fp32"
-    assert settings.labels == ("negative", "neutral", "positive")
-    assert settings.max_sequence_length == 512 and settings.vocab_size == 30522
+@pytest.mark.parametrize("model", MODELS)
+def test_batching_instances_and_warmup_are_configured(model):
+    config = committed(model)
+    kind, count, warmups = PLACEMENT[model]
+    assert config.max_batch_size == 64 and config.HasField("dynamic_batching")
+    assert (config.instance_group[0].kind, config.instance_group[0].count) == (kind, count)
+    assert {w.name for w in config.model_warmup} == warmups
 
 
-def test_unknown_precision_is_refused_at_load():
-    config = model_config(DEFAULT_FACTS, ServingConfig(precision="int3"))
-    with pytest.raises(ValueError, match="precision must be one of"):
-        read_settings(json_format.MessageToDict(config, preserving_proto_field_name=True))
+@pytest.mark.parametrize("model", MODELS)
+def test_model_reads_the_published_parameters(model):
+    settings = READ[model](as_json(committed(model)))
+    assert settings.labels == ("negative", "neutral", "positive") and settings.max_sequence_length == 512
+
+
+@pytest.mark.parametrize(("model", "settings_class"), [(TOKEN, ServingSettings), (TEXT, TextSettings)])
+def test_every_parameter_export_writes_is_one_the_model_reads(model, settings_class):
+    read = {f.name for f in fields(settings_class)} | {f.name for f in fields(TokenizeOptions)}
+    assert set(committed(model).parameters) <= read
+
+
+def test_token_model_reads_its_knobs_and_facts():
+    settings = read_settings(as_json(committed(TOKEN)))
+    assert (settings.precision, settings.forward_mode, settings.checkpoint) == ("fp32", "packed", "checkpoint")
+    assert settings.vocab_size == 30522 and settings.num_labels == 3
+
+
+def test_text_model_reads_where_its_work_goes_and_its_request_defaults():
+    settings = read_text_settings(as_json(committed(TEXT)))
+    assert settings.classifier_model == TOKEN and settings.tokenizer == f"{TOKEN}/1/checkpoint"
+    assert settings.defaults == TokenizeOptions(truncation=True, truncation_side="right")

@@ -1,4 +1,4 @@
-"""The raw-text model's pure logic: decoding, options, batched tokenization, padding, labels."""
+"""The raw-text model's pure logic: decoding, options, batched tokenization, chunks, padding, labels."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pytest
 from transformers import AutoTokenizer
 
 from corpus import english_texts
-from text_serving.encoding import TooLong, encode_items, pad_rows, top_labels
-from text_serving.settings import read_text_settings
+from text_serving.batching import all_rows, row_spans, split_answers
+from text_serving.encoding import TooLong, encode_items, pad_rows, tokenize_requests, top_labels
 from text_serving.validation import InvalidText, TextItem, TokenizeOptions, decode_strings, parse_options, request_items
 
 DEFAULT = TokenizeOptions()
@@ -60,7 +60,10 @@ def test_parse_options_overrides_defaults_and_ignores_other_parameters():
 
 @pytest.mark.parametrize(
     ("parameters", "phrase"),
-    [({"truncation": "maybe"}, "truncation must be a boolean"), ({"truncation_side": "middle"}, "right, left")],
+    [
+        ({"truncation": "maybe"}, "request parameter truncation must be a boolean"),
+        ({"truncation_side": "middle"}, "request parameter truncation_side must be one of right, left"),
+    ],
 )
 def test_parse_options_rejects_bad_values(parameters, phrase):
     with pytest.raises(InvalidText, match=phrase):
@@ -79,7 +82,7 @@ def test_batched_encoding_equals_one_tokenizer_call_per_text_in_any_mix_of_optio
     encoded = encode_items(tokenizer, items, max_length=512)
 
     for item, ids in zip(items, encoded, strict=True):
-        tokenizer.truncation_side = item.options.side
+        tokenizer.truncation_side = item.options.truncation_side
         expected = tokenizer(item.text, item.pair, truncation=True, max_length=512)["input_ids"]
         assert ids == expected
     assert len(encoded[-1]) == len(encoded[-2]) == 512 and encoded[-2] != encoded[-3]
@@ -108,6 +111,58 @@ def test_top_labels_names_the_highest_logit_per_row():
     assert labels.shape == (2, 1) and labels[:, 0].tolist() == [b"neu", b"neg"]
 
 
-def test_settings_require_the_published_facts():
-    with pytest.raises(ValueError, match="lacks parameter"):
-        read_text_settings({"parameters": {"tokenizer": {"string_value": "x"}}})
+def test_tokenize_requests_fails_only_the_request_with_an_over_long_row(tokenizer):
+    long_text = " ".join(english_texts(200, seed=6))
+    off = TokenizeOptions(truncation=False)
+    refused = InvalidText("text is required")
+    entries = [
+        [TextItem("short", None, DEFAULT)],
+        refused,
+        [TextItem("fine", None, off), TextItem(long_text, None, off)],
+    ]
+
+    tokenized = tokenize_requests(tokenizer, entries, max_length=512)
+
+    assert tokenized[0] == [tokenizer("short")["input_ids"]] and tokenized[1] is refused
+    assert isinstance(tokenized[2], InvalidText) and str(tokenized[2]).startswith("text[1] is ")
+
+
+def test_row_spans_place_each_request_and_skip_errors():
+    entries = [["a", "b"], ValueError("bad"), [], ["c"]]
+    assert row_spans(entries) == [slice(0, 2), None, slice(2, 2), slice(2, 3)]
+    assert all_rows(entries) == ["a", "b", "c"]
+
+
+def answers_for(rows: int, chunk_rows: int, failed=()) -> list:
+    """Chunk answers whose values are the row numbers; chunks in ``failed`` answer with an error."""
+    values = np.arange(rows, dtype=np.float32)[:, None]
+    return [
+        f"chunk {c} failed"
+        if c in failed
+        else (values[start : start + chunk_rows], -values[start : start + chunk_rows])
+        for c, start in enumerate(range(0, rows, chunk_rows))
+    ]
+
+
+def test_split_answers_gives_each_request_its_rows_across_chunk_boundaries():
+    refused = InvalidText("text is required")
+    entries = [list("abc"), refused, list("de"), list("fghij")]  # 10 rows, chunks of 4
+
+    results = split_answers(entries, answers_for(10, 4), chunk_rows=4)
+
+    assert results[1] is refused
+    for result, expected in zip(
+        [results[0], results[2], results[3]], [[0, 1, 2], [3, 4], [5, 6, 7, 8, 9]], strict=True
+    ):
+        logits, negated = result
+        assert logits[:, 0].tolist() == expected and negated[:, 0].tolist() == [-v for v in expected]
+
+
+def test_a_failed_chunk_fails_only_the_requests_with_a_row_in_it():
+    entries = [list("abc"), list("de"), list("fghij"), list("k")]  # rows 0-2, 3-4, 5-9, 10; chunks of 4
+
+    results = split_answers(entries, answers_for(11, 4, failed={1}), chunk_rows=4)  # chunk 1: rows 4-7
+
+    assert results[0][0][:, 0].tolist() == [0, 1, 2]
+    assert results[1] == "chunk 1 failed" and results[2] == "chunk 1 failed"
+    assert results[3][0][:, 0].tolist() == [10]

@@ -3,11 +3,12 @@
 One ``execute`` is one dynamic batch of requests, each ``[rows, length]`` token ids of
 its own length (``allow_ragged_batch``). The stages:
 
-    decode + validate each request  →  plan length-sorted forwards over all valid rows
-    →  forward  →  split logits back per request  →  scores  →  one response per request
+    decode each request's tensors  →  validate them into rows  →  forward: one ``classify`` over
+    the rows of all valid requests, split back per request  →  encode one response per request
 
-A malformed request gets its own error response; the rest of the batch is served.
-The serving logic itself lives in ``clf_serving`` (importable and tested without Triton).
+Each stage keeps one entry per request, its data or the error that ends it, so a malformed
+request gets its own error response while the rest of the batch is served. The serving logic
+itself lives in ``clf_serving`` (importable and tested without Triton).
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ import triton_python_backend_utils as pb_utils
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from clf_serving.batching import row_spans  # noqa: E402
 from clf_serving.engine import ClassifierEngine, torch_threads  # noqa: E402
 from clf_serving.scores import scores_from_logits  # noqa: E402
-from clf_serving.settings import read_settings  # noqa: E402
+from clf_serving.settings import check_settings, cpu_instances, read_settings  # noqa: E402
 from clf_serving.validation import InvalidRequest, validate_request  # noqa: E402
 
 
@@ -79,22 +81,13 @@ class TritonPythonModel:
     def initialize(self, args: dict) -> None:
         self.model_config = json.loads(args["model_config"])
         self.settings = read_settings(self.model_config)
-        cpu_instances = sum(
-            int(group.get("count", 1))
-            for group in self.model_config.get("instance_group", [])
-            if group.get("kind") != "KIND_GPU"
-        )
-        torch.set_num_threads(torch_threads(self.settings, cpu_instances))
+        check_settings(self.settings, args.get("model_instance_kind", "CPU"))
+        torch.set_num_threads(torch_threads(self.settings, cpu_instances(self.model_config)))
         self.device = instance_device(args)
-        if self.settings.precision == "fp16" and self.device.type == "cpu":
-            raise pb_utils.TritonModelException("precision fp16 needs a GPU instance; use bf16 or fp32 on the CPU")
 
         version_dir = Path(args["model_repository"]) / args["model_version"]
         checkpoint = version_dir / self.settings.checkpoint
         self.engine = ClassifierEngine.load(checkpoint, self.device, self.settings)
-        self.optional_mask = any(
-            i["name"] == "attention_mask" and i.get("optional", False) for i in self.model_config["input"]
-        )
         self.metrics = ForwardMetrics({"model": args["model_name"], "version": args["model_version"]})
         pb_utils.Logger.log_info(
             f"{args['model_name']}: {self.engine.problem_type}, {self.engine.num_labels} labels, "
@@ -102,45 +95,54 @@ class TritonPythonModel:
         )
 
     def execute(self, requests):
-        responses: list = [None] * len(requests)
-        sequences, owners = [], []
-        for index, request in enumerate(requests):
-            try:
-                rows = self.decode(request)
-            except InvalidRequest as error:
-                responses[index] = pb_utils.InferenceResponse(error=invalid_argument(str(error)))
-                continue
-            owners.append((index, len(sequences), len(rows)))
-            sequences.extend(rows)
-
-        if sequences:
-            started = time.perf_counter()
-            try:
-                logits, stats = self.engine.classify(sequences)
-            except Exception as error:  # e.g. out of memory: fail this batch, keep serving
-                for index, _, _ in owners:
-                    responses[index] = pb_utils.InferenceResponse(
-                        error=pb_utils.TritonError(f"forward failed: {error}")
-                    )
-                return responses
-            self.metrics.record(stats, (time.perf_counter() - started) * 1e6)
-            scores = scores_from_logits(logits, self.engine.problem_type)
-            for index, start, count in owners:
-                responses[index] = pb_utils.InferenceResponse(
-                    output_tensors=[
-                        pb_utils.Tensor("logits", logits[start : start + count]),
-                        pb_utils.Tensor("probabilities", scores[start : start + count]),
-                    ]
-                )
-        return responses
+        # Each stage keeps one entry per request: its data, or the error that ends it.
+        tensors = [self.decode(request) for request in requests]
+        rows = [self.validate(entry) for entry in tensors]
+        outputs = self.forward(rows)
+        return [self.encode(entry) for entry in outputs]
 
     def decode(self, request):
-        ids_tensor = pb_utils.get_input_tensor_by_name(request, "input_ids")
-        if ids_tensor is None:
-            raise InvalidRequest("input_ids is required")
-        mask_tensor = pb_utils.get_input_tensor_by_name(request, "attention_mask")
-        mask = None if mask_tensor is None else mask_tensor.as_numpy()
-        return validate_request(ids_tensor.as_numpy(), mask, self.engine.limits)
+        """The request's ``input_ids`` and ``attention_mask`` (None when absent) arrays."""
+        ids = pb_utils.get_input_tensor_by_name(request, "input_ids")
+        if ids is None:
+            return InvalidRequest("input_ids is required")
+        mask = pb_utils.get_input_tensor_by_name(request, "attention_mask")
+        return ids.as_numpy(), None if mask is None else mask.as_numpy()
+
+    def validate(self, tensors):
+        """The request's rows, checked and trimmed of padding (``clf_serving.validation``)."""
+        if isinstance(tensors, InvalidRequest):
+            return tensors
+        try:
+            return validate_request(*tensors, self.engine.limits)
+        except InvalidRequest as error:
+            return error
+
+    def forward(self, entries: list) -> list:
+        """Each request's (logits, scores): one ``classify`` over the rows of all valid requests."""
+        spans = row_spans(entries)
+        sequences = [row for entry in entries if isinstance(entry, list) for row in entry]
+        if not sequences:
+            return entries
+        started = time.perf_counter()
+        try:
+            logits, stats = self.engine.classify(sequences)
+        except Exception as error:  # e.g. out of memory: fail this batch, keep serving
+            failure = pb_utils.TritonError(f"forward failed: {error}")
+            return [e if span is None else failure for e, span in zip(entries, spans, strict=True)]
+        self.metrics.record(stats, (time.perf_counter() - started) * 1e6)
+        scores = scores_from_logits(logits, self.engine.problem_type)
+        return [e if span is None else (logits[span], scores[span]) for e, span in zip(entries, spans, strict=True)]
+
+    def encode(self, outputs):
+        """One response: the request's logits and scores, or its error."""
+        if isinstance(outputs, InvalidRequest):
+            return pb_utils.InferenceResponse(error=invalid_argument(str(outputs)))
+        if not isinstance(outputs, tuple):
+            return pb_utils.InferenceResponse(error=outputs)
+        logits, scores = outputs
+        tensors = [pb_utils.Tensor("logits", logits), pb_utils.Tensor("probabilities", scores)]
+        return pb_utils.InferenceResponse(output_tensors=tensors)
 
     def finalize(self) -> None:
         self.engine = None

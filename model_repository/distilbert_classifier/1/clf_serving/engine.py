@@ -12,10 +12,10 @@ import torch
 from .batching import plan_forwards, token_budget_groups
 from .packed import PackedClassifier
 from .scores import resolve_problem_type
-from .settings import ServingSettings
+from .settings import PRECISIONS, ServingSettings
 from .validation import Limits, Sequence
 
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+DTYPES = {precision: getattr(torch, dtype) for precision, dtype in PRECISIONS.items()}
 
 
 @dataclass(frozen=True)

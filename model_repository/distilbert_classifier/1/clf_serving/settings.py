@@ -1,12 +1,14 @@
-"""The model's ``config.pbtxt`` ``parameters``, read once into a frozen value object.
+"""The model's ``config.pbtxt`` ``parameters``: each defined once here, read once into a frozen value object.
 
-Two kinds of parameters live there. Tuning knobs (``precision``, ``cpu_threads``, ``forward_mode``,
-``forward_overhead_tokens``, ``attention_overhead_tokens``, ``max_forward_tokens``,
-``checkpoint``) are read by the
-model. Facts about the checkpoint (``problem_type``, ``max_sequence_length``,
-``vocab_size``, ``num_labels``, ``labels``) are written by ``build/export.py`` so that
-any client can learn them from the model config; the model checks them against the
-checkpoint it loads and refuses to start on a mismatch.
+Two kinds of parameters live there. The knobs (``ServingKnobs``: name, type, default, allowed values
+and doc in one field each) tune the model; ``build/export.py`` derives its command-line options and
+the parameters it writes from them. The rest are written by export, not tuned: where the
+checkpoint is (``checkpoint``) and facts about it (``problem_type``, ``max_sequence_length``,
+``vocab_size``, ``num_labels``, ``labels``) that any client can learn from the model config;
+the model checks the facts against the checkpoint it loads and refuses to start on a mismatch.
+
+A value the model cannot serve with raises ``ConfigError``, at export (``check_settings``) and
+again at load.
 """
 
 from __future__ import annotations
@@ -14,21 +16,43 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-PRECISIONS = ("fp32", "bf16", "fp16")
+from .knobs import ConfigError, check_knobs, knob, parameter_values, read_knobs
+
+# precision → the torch dtype of the weights and activations (clf_serving.engine.DTYPES).
+PRECISIONS = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 # packed: dense layers on real tokens only (clf_serving/packed.py); padded: the transformers
 # model on length-sorted padded chunks, kept as the reference path and for comparison.
 FORWARD_MODES = ("packed", "padded")
 
 
 @dataclass(frozen=True)
-class ServingSettings:
+class ServingKnobs:
+    """The model's knobs; their defaults are what ``make serve`` uses (see README)."""
+
+    precision: str = knob(
+        "fp32",
+        "dtype of weights and activations: fp32; bf16 on CPUs with AMX and on GPUs; fp16 on GPUs only",
+        choices=tuple(PRECISIONS),
+    )
+    cpu_threads: int = knob(0, "torch threads per CPU instance; 0: cores ÷ CPU instances", minimum=0)
+    forward_mode: str = knob(
+        "packed", "packed: dense layers on real tokens only; padded: transformers' forward", choices=FORWARD_MODES
+    )
+    forward_overhead_tokens: int = knob(
+        16, "fixed cost of one padded forward, in padded tokens (forward_mode padded)", minimum=0
+    )
+    attention_overhead_tokens: int = knob(
+        64, "fixed cost of one attention chunk, in padded tokens (forward_mode packed)", minimum=0
+    )
+    max_forward_tokens: int = knob(8192, "tokens in one forward at most: its memory bound", minimum=1)
+
+
+@dataclass(frozen=True)
+class ServingSettings(ServingKnobs):
+    """What the model reads at load: its knobs, and what export wrote about the checkpoint."""
+
+    # Folder inside the version folder that holds the checkpoint (export copies it there).
     checkpoint: str = "checkpoint"
-    precision: str = "fp32"
-    cpu_threads: int = 0
-    forward_mode: str = "packed"
-    forward_overhead_tokens: int = 16
-    attention_overhead_tokens: int = 64
-    max_forward_tokens: int = 8192
     # Facts about the checkpoint, as published to clients (None: not published).
     problem_type: str | None = None
     max_sequence_length: int | None = None
@@ -37,40 +61,40 @@ class ServingSettings:
     labels: tuple[str, ...] | None = None
 
 
-def parameter_values(model_config: dict) -> dict[str, str]:
-    """``parameters { key: "k" value { string_value: "v" } }`` as a plain dict."""
-    return {key: value["string_value"] for key, value in model_config.get("parameters", {}).items()}
+def check_settings(knobs: ServingKnobs, instance_kind: str) -> None:
+    """``ConfigError`` for a value or combination the model cannot serve with.
+
+    ``instance_kind`` is where the instance runs, ``cpu`` or ``gpu``; at export it may be ``auto``
+    (Triton decides at load, where this runs again with the kind it chose).
+    """
+    check_knobs(knobs)
+    if knobs.precision == "fp16" and instance_kind.lower() == "cpu":
+        raise ConfigError("precision fp16 needs a GPU instance (export --kind gpu); use bf16 or fp32 on the CPU")
+
+
+def cpu_instances(model_config: dict) -> int:
+    """Instances of the model that may run on the CPU (all but ``KIND_GPU`` groups), which share its cores."""
+    groups = model_config.get("instance_group", [])
+    return sum(int(group.get("count", 1)) for group in groups if group.get("kind") != "KIND_GPU")
 
 
 def read_settings(model_config: dict) -> ServingSettings:
+    """The ``parameters`` of a model config (as Triton passes it to ``initialize``), or ``ConfigError``."""
     values = parameter_values(model_config)
-
-    def integer(name: str, default: int | None) -> int | None:
-        if name not in values:
-            return default
+    written = {name: values[name] for name in ("checkpoint", "problem_type") if name in values}
+    for name in ("max_sequence_length", "vocab_size", "num_labels"):
+        if name in values:
+            written[name] = _integer(name, values[name])
+    if "labels" in values:
         try:
-            return int(values[name])
-        except ValueError:
-            raise ValueError(f"parameter {name} must be an integer; got {values[name]!r}") from None
+            written["labels"] = tuple(json.loads(values["labels"]))
+        except (TypeError, ValueError):
+            raise ConfigError(f"parameter labels must be a JSON list; got {values['labels']!r}") from None
+    return ServingSettings(**read_knobs(ServingKnobs, values), **written)
 
-    precision = values.get("precision", "fp32").lower()
-    if precision not in PRECISIONS:
-        raise ValueError(f"parameter precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
-    forward_mode = values.get("forward_mode", "packed").lower()
-    if forward_mode not in FORWARD_MODES:
-        raise ValueError(f"parameter forward_mode must be one of {', '.join(FORWARD_MODES)}; got {forward_mode!r}")
-    labels = tuple(json.loads(values["labels"])) if "labels" in values else None
-    return ServingSettings(
-        checkpoint=values.get("checkpoint", "checkpoint"),
-        precision=precision,
-        cpu_threads=integer("cpu_threads", 0),
-        forward_mode=forward_mode,
-        forward_overhead_tokens=integer("forward_overhead_tokens", 16),
-        attention_overhead_tokens=integer("attention_overhead_tokens", 64),
-        max_forward_tokens=integer("max_forward_tokens", 8192),
-        problem_type=values.get("problem_type"),
-        max_sequence_length=integer("max_sequence_length", None),
-        vocab_size=integer("vocab_size", None),
-        num_labels=integer("num_labels", None),
-        labels=labels,
-    )
+
+def _integer(name: str, text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ConfigError(f"parameter {name} must be an integer; got {text!r}") from None

@@ -3,7 +3,7 @@
 Rows are grouped by what changes the tokenizer's behaviour (pair or single, truncation on or
 off, truncation side); each group is one batched call (the Rust tokenizer encodes a batch in
 one go). Results come back in row order. A row longer than the model's maximum with truncation
-off is reported per row, so only its own request fails.
+off is reported per row, so only its own request fails (``tokenize_requests``).
 """
 
 from __future__ import annotations
@@ -12,7 +12,15 @@ from collections import defaultdict
 
 import numpy as np
 
-from .validation import TextItem
+from .batching import all_rows, row_spans
+from .knobs import ConfigError
+from .settings import TokenizeOptions
+from .validation import InvalidText, TextItem
+
+WARMUP = (
+    ("The service answered every well-formed request.", None),
+    ("Is this a question?", "A text pair is tokenized as one sequence with two segments."),
+)
 
 
 class TooLong(ValueError):
@@ -34,7 +42,7 @@ def encode_items(tokenizer, items: list[TextItem], max_length: int) -> list[list
     """Token ids (special tokens included) per item, or ``TooLong`` for an over-long untruncated row."""
     groups: dict[tuple, list[int]] = defaultdict(list)
     for index, item in enumerate(items):
-        groups[(item.pair is not None, item.options.truncation, item.options.side)].append(index)
+        groups[(item.pair is not None, item.options.truncation, item.options.truncation_side)].append(index)
 
     encoded: list = [None] * len(items)
     for (is_pair, truncation, side), indices in groups.items():
@@ -55,6 +63,49 @@ def encode_items(tokenizer, items: list[TextItem], max_length: int) -> list[list
             else:
                 encoded[index] = row
     return encoded
+
+
+def tokenize_requests(tokenizer, entries: list, max_length: int) -> list:
+    """Each request's token rows, or its error: ``InvalidText`` for a row too long with truncation off.
+
+    ``entries`` holds each request's ``TextItem`` rows, or its error (kept as is); the rows of all
+    requests are tokenized together (``encode_items``).
+    """
+    encoded = encode_items(tokenizer, all_rows(entries), max_length)
+    results = []
+    for entry, span in zip(entries, row_spans(entries), strict=True):
+        if span is None:
+            results.append(entry)
+            continue
+        rows = encoded[span]
+        too_long = next(((r, e) for r, e in enumerate(rows) if isinstance(e, TooLong)), None)
+        results.append(rows if too_long is None else InvalidText(too_long[1].message(too_long[0])))
+    return results
+
+
+def load_tokenizer(folder):
+    """The fast (Rust) tokenizer of the checkpoint in ``folder``, or ``ConfigError``."""
+    from transformers import AutoTokenizer
+    from transformers.utils import logging
+
+    # "sequence longer than the maximum" warnings: over-long rows are answered with errors instead.
+    logging.set_verbosity_error()
+    tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False, local_files_only=True)
+    if not tokenizer.is_fast:
+        raise ConfigError(f"{folder}: the tokenizer is not a fast (Rust) tokenizer")
+    return tokenizer
+
+
+def warm_up(tokenizer, defaults: TokenizeOptions, max_length: int) -> None:
+    """Run the tokenizer on each path once, so the first request does not pay for it.
+
+    Not a ``model_warmup`` in config.pbtxt: Triton refuses every inference, BLS included,
+    until the server is ready, so a warmup that reaches the token model fails the load.
+    The token model warms its own forward passes.
+    """
+    options = (defaults, TokenizeOptions(True, "left"), TokenizeOptions(False, "right"))
+    items = [TextItem(text, pair, o) for text, pair in WARMUP for o in options]
+    encode_items(tokenizer, items * 4, max_length)
 
 
 def pad_rows(rows: list[list[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray | None]:

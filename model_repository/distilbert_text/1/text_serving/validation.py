@@ -6,25 +6,16 @@ wrong and how to fix it; ``model.py`` returns it to the caller as ``INVALID_ARGU
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-SIDES = ("right", "left")
-_TRUE = ("true", "1", "yes", "on")
-_FALSE = ("false", "0", "no", "off")
+from .knobs import ConfigError, read_knobs
+from .settings import TokenizeOptions
 
 
 class InvalidText(ValueError):
     """A text request that cannot be served as sent; the message is returned to the caller."""
-
-
-@dataclass(frozen=True)
-class TokenizeOptions:
-    """How one request's texts are cut to the model's maximum length."""
-
-    truncation: bool = True
-    side: str = "right"
 
 
 @dataclass(frozen=True)
@@ -36,30 +27,16 @@ class TextItem:
     options: TokenizeOptions
 
 
-def parse_bool(name: str, value) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str) and value.strip().lower() in (*_TRUE, *_FALSE):
-        return value.strip().lower() in _TRUE
-    raise InvalidText(f"parameter {name} must be a boolean (true/false); got {value!r}")
-
-
 def parse_options(parameters: dict, default: TokenizeOptions) -> TokenizeOptions:
-    """Request parameters ``truncation`` (bool) and ``truncation_side`` (right|left) over the defaults.
+    """Request parameters ``truncation`` and ``truncation_side`` over the config's defaults.
 
-    Other request parameters are not this model's and are left alone.
+    They are the model's knobs (``settings.TokenizeOptions``), parsed as the config parameters are;
+    other request parameters are not this model's and are left alone.
     """
-    truncation = default.truncation
-    side = default.side
-    if "truncation" in parameters:
-        truncation = parse_bool("truncation", parameters["truncation"])
-    if "truncation_side" in parameters:
-        side = parameters["truncation_side"]
-        if side not in SIDES:
-            raise InvalidText(f"parameter truncation_side must be one of {', '.join(SIDES)}; got {side!r}")
-    return TokenizeOptions(truncation=truncation, side=side)
+    try:
+        return replace(default, **read_knobs(TokenizeOptions, parameters))
+    except ConfigError as error:
+        raise InvalidText(f"request {error}") from None
 
 
 def decode_strings(name: str, array: np.ndarray) -> list[str]:

@@ -1,0 +1,55 @@
+"""The rows of an execute's requests: gathered for the token model, its answers split back per request.
+
+Each stage of ``execute`` keeps one entry per request: its list of rows, or the error that ends
+it (anything but a list), so every request gets exactly one response. The rows of all valid
+requests go to the token model in chunks of at most its ``max_batch_size``; a chunk that fails
+fails only the requests with a row in it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def row_spans(entries: list) -> list[slice | None]:
+    """Where each request's rows lie among the rows of all requests (None: an error, no rows)."""
+    spans, start = [], 0
+    for entry in entries:
+        if isinstance(entry, list):
+            spans.append(slice(start, start + len(entry)))
+            start += len(entry)
+        else:
+            spans.append(None)
+    return spans
+
+
+def all_rows(entries: list) -> list:
+    """The rows of every request that has rows, in request order."""
+    return [row for entry in entries if isinstance(entry, list) for row in entry]
+
+
+def split_answers(entries: list, answers: list, chunk_rows: int) -> list:
+    """Each request's part of the chunks' answers, or its error.
+
+    ``answers[c]`` answers rows ``[c × chunk_rows, (c + 1) × chunk_rows)`` of ``all_rows(entries)``:
+    a tuple of arrays (one row each), or anything else when that chunk failed. A request that has
+    a row in a failed chunk gets that chunk's error; the others get their rows of every array.
+    """
+    results = []
+    for entry, span in zip(entries, row_spans(entries), strict=True):
+        if span is None:
+            results.append(entry)
+            continue
+        chunks = range(span.start // chunk_rows, (span.stop - 1) // chunk_rows + 1)
+        failed = next((answers[c] for c in chunks if not isinstance(answers[c], tuple)), None)
+        if failed is not None:
+            results.append(failed)
+            continue
+        parts = [
+            tuple(array[max(span.start - c * chunk_rows, 0) : span.stop - c * chunk_rows] for array in answers[c])
+            for c in chunks
+        ]
+        results.append(
+            parts[0] if len(parts) == 1 else tuple(np.concatenate(arrays) for arrays in zip(*parts, strict=True))
+        )
+    return results
