@@ -14,6 +14,7 @@ Installs without torch: tokenization uses the checkpoint's fast tokenizer.
 from __future__ import annotations
 
 from ._async import AsyncClassifier
+from ._core import ClientOptions
 from ._errors import (
     ClassifierError,
     DeadlineExceededError,
@@ -34,6 +35,7 @@ __all__ = [
     "Classification",
     "Classifier",
     "ClassifierError",
+    "ClientOptions",
     "DeadlineExceededError",
     "IncompatibleModelError",
     "InvalidInputError",

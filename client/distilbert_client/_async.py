@@ -1,27 +1,21 @@
-"""The asyncio client, on ``tritonclient.grpc.aio``; same results as the blocking one."""
+"""The asyncio client: the core's flows driven with ``tritonclient.grpc.aio`` and ``asyncio.sleep``."""
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Sequence
 from typing import overload
 
 import tritonclient.grpc.aio as aiogrpcclient
 
-from ._core import Core, connection_options, validate_options
-from ._errors import ClassifierError, ModelNotReadyError, ServerUnavailableError, mapped_errors
-from ._model_info import ModelInfo
+from ._core import ClientBase, Flow, Sleep, validate_options
 from ._results import Classification
-from ._retry import Deadline, RetryPolicy
-from ._tokenize import Truncation, load_tokenizer
+from ._tokenize import Truncation
 
 __all__ = ["AsyncClassifier"]
 
-_POLL_S = 0.25
 
-
-class AsyncClassifier:
+class AsyncClassifier(ClientBase):
     """``Classifier`` for asyncio code: the same arguments, results and errors.
 
     ::
@@ -34,41 +28,7 @@ class AsyncClassifier:
     tokenizer against it. Tokenization runs in a worker thread, off the event loop.
     """
 
-    def __init__(
-        self,
-        url: str,
-        tokenizer,
-        *,
-        model: str = "distilbert_classifier",
-        model_version: str = "",
-        timeout_s: float | None = 60.0,
-        retry: RetryPolicy = RetryPolicy(),  # noqa: B008 - frozen, so one shared default is safe
-        max_concurrency: int = 4,
-        rows_per_request: int | None = None,
-        ready_timeout_s: float | None = None,
-        root_certificates: str | None = None,
-    ) -> None:
-        if max_concurrency < 1:
-            raise ValueError(f"max_concurrency must be at least 1; got {max_concurrency}")
-        self.url = url
-        self.model_name = model
-        self.model_version = model_version
-        self.timeout_s = timeout_s
-        self.retry = retry
-        self.max_concurrency = max_concurrency
-        self._tokenizer = load_tokenizer(tokenizer)
-        self._rows_per_request = rows_per_request
-        self._ready_timeout_s = ready_timeout_s
-        self._connection = connection_options(root_certificates)
-        self._client: aiogrpcclient.InferenceServerClient | None = None
-        self._core: Core | None = None
-
-    @property
-    def model(self) -> ModelInfo:
-        """The served model as read from the server (after ``connect``)."""
-        if self._core is None:
-            raise RuntimeError("not connected: use 'async with' or 'await connect()' first")
-        return self._core.info
+    _client: aiogrpcclient.InferenceServerClient | None = None
 
     async def __aenter__(self) -> AsyncClassifier:
         await self.connect()
@@ -79,21 +39,8 @@ class AsyncClassifier:
 
     async def connect(self) -> None:
         """Read the model config from the server and check the tokenizer against it."""
-        if self._core is not None:
-            return
-        if self._client is None:
-            # Created here, inside the running loop, which the gRPC channel binds to.
-            self._client = aiogrpcclient.InferenceServerClient(self.url, **self._connection)
-        if self._ready_timeout_s is not None:
-            await self.wait_until_ready(self._ready_timeout_s)
-        client = self._client
-        config = await self._call(
-            lambda timeout: client.get_model_config(
-                self.model_name, self.model_version, as_json=True, client_timeout=timeout
-            ),
-            Deadline(self.timeout_s),
-        )
-        self._core = Core(ModelInfo.from_config(config), self._tokenizer, self._rows_per_request)
+        if self._core.info is None:
+            await self._run(self._core.connect())
 
     async def close(self) -> None:
         if self._client is not None:
@@ -102,27 +49,7 @@ class AsyncClassifier:
 
     async def wait_until_ready(self, timeout_s: float) -> None:
         """Return once the server and the model are ready; else as ``Classifier.wait_until_ready``."""
-        if self._client is None:
-            self._client = aiogrpcclient.InferenceServerClient(self.url, **self._connection)
-        end = time.monotonic() + timeout_s
-        server_ready, last = False, "no answer"
-        while True:
-            try:
-                with mapped_errors():
-                    server_ready = await self._client.is_server_ready(client_timeout=1.0)
-                    if server_ready and await self._client.is_model_ready(
-                        self.model_name, self.model_version, client_timeout=1.0
-                    ):
-                        return
-            except ClassifierError as error:
-                last = error.message
-            left = end - time.monotonic()
-            if left <= 0:
-                break
-            await asyncio.sleep(min(_POLL_S, left))
-        if server_ready:
-            raise ModelNotReadyError(f"model {self.model_name!r} at {self.url} not ready after {timeout_s:g} s")
-        raise ServerUnavailableError(f"server at {self.url} not ready after {timeout_s:g} s: {last}")
+        await self._run(self._core.wait_until_ready(timeout_s))
 
     @overload
     async def classify(
@@ -149,14 +76,7 @@ class AsyncClassifier:
     ) -> list[Classification]: ...
 
     async def classify(
-        self,
-        text_or_texts,
-        *,
-        text_pair=None,
-        top_k=None,
-        threshold=0.5,
-        truncation=True,
-        timeout_s=...,
+        self, text_or_texts, *, text_pair=None, top_k=None, threshold=0.5, truncation=True, timeout_s=...
     ):
         """Classify one text or a sequence; see ``Classifier.classify``."""
         validate_options(top_k, threshold)
@@ -165,19 +85,12 @@ class AsyncClassifier:
         prepared = await asyncio.to_thread(core.prepare, text_or_texts, text_pair, truncation)
         if not prepared.chunks:
             return []
-        deadline = Deadline(self.timeout_s if timeout_s is ... else timeout_s)
-        limit = asyncio.Semaphore(self.max_concurrency)
+        deadline = core.deadline(timeout_s)
+        limit = asyncio.Semaphore(self.options.max_concurrency)
 
         async def infer(chunk) -> list:
             async with limit:
-                inputs, outputs = core.infer_inputs(chunk), core.requested_outputs()
-                result = await self._call(
-                    lambda timeout: self._client.infer(
-                        self.model_name, inputs, self.model_version, outputs=outputs, client_timeout=timeout
-                    ),
-                    deadline,
-                )
-                return core.answer_rows(result)
+                return await self._run(core.infer(chunk, deadline))
 
         tasks = [asyncio.ensure_future(infer(chunk)) for chunk in prepared.chunks]
         try:
@@ -192,16 +105,22 @@ class AsyncClassifier:
                 raise task.exception()
         return core.results(prepared, [task.result() for task in tasks], top_k, threshold)
 
-    async def _call(self, rpc, deadline: Deadline):
-        """One RPC under the call's deadline, retried while the server is unavailable."""
-        retry = 0
+    async def _run(self, flow: Flow):
+        """Drive ``flow`` to its result: await its calls on this client, sleep its pauses."""
+        if self._client is None:
+            # Created here, inside the running loop, which the gRPC channel binds to.
+            self._client = aiogrpcclient.InferenceServerClient(self.options.url, **self.options.channel())
+        answer, error = None, None
         while True:
             try:
-                with mapped_errors():
-                    return await rpc(deadline.remaining_s())
-            except ServerUnavailableError:
-                retry += 1
-                wait = self.retry.backoff_s(retry)
-                if retry >= self.retry.attempts or not deadline.allows_wait(wait):
-                    raise
-                await asyncio.sleep(wait)
+                step = flow.send(answer) if error is None else flow.throw(error)
+            except StopIteration as done:
+                return done.value
+            answer, error = None, None
+            if isinstance(step, Sleep):
+                await asyncio.sleep(step.seconds)
+                continue
+            try:
+                answer = await getattr(self._client, step.method)(**step.kwargs)
+            except Exception as raised:  # the flow maps it and decides: retry or raise
+                error = raised

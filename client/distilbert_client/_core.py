@@ -1,44 +1,104 @@
-"""What the sync and async clients share: texts → requests, and answers → results.
+"""The one core of the sync and async clients: their settings, their protocol, texts → requests → results.
 
-Neither touches the network here; ``_sync`` and ``_async`` send the requests.
+The protocol with the server (wait for readiness, read the config, send a request and retry
+it) is written once, as *flows*: generators that yield an ``Rpc`` or a ``Sleep`` and return
+their result. ``_sync`` and ``_async`` are shells that drive a flow, each in its own I/O
+style: they make the call (blocking, or awaited) and send its answer back into the flow, or
+throw its error in. Nothing here touches the network or the clock's sleep.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import itertools
+import time
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
+from typing import Any, Literal
 
-import numpy as np
 import tritonclient.grpc as grpcclient
 
 from ._batching import Chunk, pad_chunk, plan_chunks, reorder
-from ._errors import InvalidInputError
+from ._errors import ClassifierError, InvalidInputError, ModelNotReadyError, ServerUnavailableError, mapped_errors
 from ._model_info import ModelInfo
-from ._results import MULTI_LABEL, SINGLE_LABEL, Classification, build_result
-from ._tokenize import Encoder, Truncation
+from ._results import Classification, build_result
+from ._retry import Deadline, RetryPolicy, next_step
+from ._tokenize import Encoder, Truncation, load_tokenizer
 
-__all__ = ["CHANNEL_ARGS", "Core", "Prepared", "connection_options", "validate_options"]
-
+__all__ = [
+    "CHANNEL_ARGS",
+    "LOAD_BALANCING",
+    "ClientBase",
+    "ClientOptions",
+    "Core",
+    "Flow",
+    "Rpc",
+    "Sleep",
+    "validate_options",
+]
 
 # tritonclient's own channel options, plus a reconnect backoff capped at 1 s: gRPC's default
 # grows to 120 s, so a restarted server would go unseen (by retries and wait_until_ready)
 # for up to two minutes after it is back.
 _MAX_MESSAGE_BYTES = 2**31 - 1
-CHANNEL_ARGS = [
+CHANNEL_ARGS = (
     ("grpc.max_send_message_length", _MAX_MESSAGE_BYTES),
     ("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1000),
-]
+)
+LoadBalancing = Literal["pick_first", "round_robin"]
+LOAD_BALANCING: tuple[LoadBalancing, ...] = ("pick_first", "round_robin")
+_POLL_S = 0.25
 
 
-def connection_options(root_certificates: str | None) -> dict:
-    """Keyword arguments for a ``tritonclient`` gRPC client: TLS when a CA file is given."""
-    options: dict = {"channel_args": CHANNEL_ARGS}
-    if root_certificates is not None:
-        options.update(ssl=True, root_certificates=str(root_certificates))
-    return options
+@dataclass(frozen=True)
+class ClientOptions:
+    """The settings a client was made with: its constructor's arguments (see ``Classifier``)."""
+
+    url: str
+    model: str
+    model_version: str
+    timeout_s: float | None
+    retry: RetryPolicy
+    max_concurrency: int
+    rows_per_request: int | None
+    ready_timeout_s: float | None
+    root_certificates: str | None
+    load_balancing: LoadBalancing
+
+    def __post_init__(self) -> None:
+        if self.max_concurrency < 1:
+            raise ValueError(f"max_concurrency must be at least 1; got {self.max_concurrency}")
+        if self.rows_per_request is not None and self.rows_per_request < 1:
+            raise ValueError(f"rows_per_request must be at least 1; got {self.rows_per_request}")
+        if self.load_balancing not in LOAD_BALANCING:
+            raise ValueError(f"load_balancing must be one of {LOAD_BALANCING}; got {self.load_balancing!r}")
+
+    def channel(self) -> dict:
+        """Keyword arguments for a ``tritonclient`` gRPC client: channel options, TLS when a CA file is given."""
+        options: dict = {"channel_args": [*CHANNEL_ARGS, ("grpc.lb_policy_name", self.load_balancing)]}
+        if self.root_certificates is not None:
+            options.update(ssl=True, root_certificates=str(self.root_certificates))
+        return options
+
+
+@dataclass(frozen=True)
+class Rpc:
+    """A call a flow asks its shell to make: ``client.<method>(**kwargs)`` on its ``tritonclient`` client."""
+
+    method: str
+    kwargs: dict
+
+
+@dataclass(frozen=True)
+class Sleep:
+    """A pause a flow asks its shell for (``time.sleep`` or ``asyncio.sleep``)."""
+
+    seconds: float
+
+
+Flow = Generator[Rpc | Sleep, Any, Any]
 
 
 @dataclass(frozen=True)
@@ -67,30 +127,88 @@ def validate_options(top_k: int | None, threshold: float) -> None:
         raise InvalidInputError(f"threshold must be within [0, 1]; got {threshold!r}")
 
 
-def _scores_from_logits(logits: np.ndarray, problem_type: str) -> np.ndarray:
-    """The server's score function, for a model that serves logits only."""
-    if problem_type == SINGLE_LABEL:
-        exp = np.exp(logits - logits.max(axis=-1, keepdims=True))
-        return exp / exp.sum(axis=-1, keepdims=True)
-    if problem_type == MULTI_LABEL:
-        return 1.0 / (1.0 + np.exp(-logits))
-    return logits
-
-
 class Core:
-    """Tokenize, split, pad; then read answers back into ``Classification`` objects."""
+    """A client's flows, and the codec between texts, requests and ``Classification`` results."""
 
-    def __init__(self, info: ModelInfo, tokenizer, rows_per_request: int | None = None) -> None:
-        if rows_per_request is not None and rows_per_request < 1:
-            raise ValueError(f"rows_per_request must be at least 1; got {rows_per_request}")
+    def __init__(self, options: ClientOptions, tokenizer) -> None:
+        self.options = options
+        self.tokenizer = tokenizer
+        self.info: ModelInfo | None = None  # set by ``connect``
+
+    def connect(self) -> Flow:
+        """Wait for readiness if asked; read the model config and check the tokenizer against it."""
+        o = self.options
+        if o.ready_timeout_s is not None:
+            yield from self.wait_until_ready(o.ready_timeout_s)
+        model = {"model_name": o.model, "model_version": o.model_version, "as_json": True}
+        request = lambda timeout: Rpc("get_model_config", model | {"client_timeout": timeout})  # noqa: E731
+        config = yield from self.retried(request, Deadline(o.timeout_s), retry_not_ready=False)
+        info = ModelInfo.from_config(config)
+        self.encoder = Encoder(self.tokenizer, info)
+        self.rows_per_request = min(o.rows_per_request or info.max_batch_size, info.max_batch_size)
         self.info = info
-        self.encoder = Encoder(tokenizer, info)
-        self.rows_per_request = min(rows_per_request or info.max_batch_size, info.max_batch_size)
-        self._dtypes = {i.name: i.numpy_dtype for i in info.inputs}
-        self._datatypes = {i.name: i.datatype for i in info.inputs}
-        self.outputs = ["logits"] + ([info.scores_output] if info.scores_output else [])
+
+    def wait_until_ready(self, timeout_s: float) -> Flow:
+        """Poll until the server and the model answer ready; else the error saying which was not."""
+        o = self.options
+        end = time.monotonic() + timeout_s
+        server_ready, last = False, "no answer"
+        while True:
+            try:
+                with mapped_errors():
+                    server_ready = yield Rpc("is_server_ready", {"client_timeout": 1.0})
+                    model = dict(model_name=o.model, model_version=o.model_version, client_timeout=1.0)
+                    if server_ready and (yield Rpc("is_model_ready", model)):
+                        return
+            except ClassifierError as error:
+                last = error.message
+            left = end - time.monotonic()
+            if left <= 0:
+                break
+            yield Sleep(min(_POLL_S, left))
+        if server_ready:
+            raise ModelNotReadyError(f"model {o.model!r} at {o.url} not ready after {timeout_s:g} s")
+        raise ServerUnavailableError(f"server at {o.url} not ready after {timeout_s:g} s: {last}")
+
+    def infer(self, chunk: Chunk, deadline: Deadline) -> Flow:
+        """Send one request; its rows as (logits, probabilities) pairs."""
+        o, datatypes = self.options, {i.name: i.datatype for i in self.info.inputs}
+        inputs = []
+        for name, array in chunk.arrays.items():
+            inputs.append(grpcclient.InferInput(name, list(array.shape), datatypes[name]))
+            inputs[-1].set_data_from_numpy(array)
+        outputs = [grpcclient.InferRequestedOutput(name) for name in ("logits", "probabilities")]
+
+        def request(timeout_s: float | None) -> Rpc:
+            # The deadline goes to the server as well: gRPC's ends the call there too, and Triton's
+            # own (microseconds) lets a queue policy drop a request nobody waits for any more.
+            timeout_us = None if timeout_s is None else max(int(timeout_s * 1e6), 1)
+            kwargs = dict(model_name=o.model, inputs=inputs, model_version=o.model_version, outputs=outputs)
+            return Rpc("infer", kwargs | {"client_timeout": timeout_s, "timeout": timeout_us})
+
+        result = yield from self.retried(request, deadline)
+        return list(zip(result.as_numpy("logits"), result.as_numpy("probabilities"), strict=True))
+
+    def retried(self, request: Callable[[float | None], Rpc], deadline: Deadline, retry_not_ready=True) -> Flow:
+        """``request`` under the call's deadline, made again for as long as ``next_step`` says so."""
+        for tries in itertools.count(1):
+            try:
+                with mapped_errors():
+                    return (yield request(deadline.remaining_s()))
+            except ClassifierError as error:
+                step = next_step(error, tries, self.options.retry, deadline, retry_not_ready=retry_not_ready)
+                if step is error:
+                    raise
+                if isinstance(step, ClassifierError):
+                    raise step from error
+            yield Sleep(step)
+
+    def deadline(self, timeout_s) -> Deadline:
+        """The deadline of one call: ``timeout_s``, or the client's when it is ``...``."""
+        return Deadline(self.options.timeout_s if timeout_s is ... else timeout_s)
 
     def prepare(self, text_or_texts, text_pair=None, truncation: Truncation = True) -> Prepared:
+        """Tokenize, sort by length, split and pad: the requests of one call (CPU only)."""
         single = isinstance(text_or_texts, str)
         texts = [text_or_texts] if single else _as_texts(text_or_texts, "texts")
         pairs = None
@@ -105,40 +223,61 @@ class Core:
 
         encoded = self.encoder.encode(texts, pairs, truncation)
         lengths = [len(row) for row in encoded["input_ids"]]
-        mask = self.info.has_attention_mask
+        dtypes, mask = {i.name: i.numpy_dtype for i in self.info.inputs}, self.info.has_attention_mask
         chunks = tuple(
-            pad_chunk(encoded, indices, self.encoder.pad_values, self._dtypes, attention_mask=mask)
+            pad_chunk(encoded, indices, self.encoder.pad_values, dtypes, attention_mask=mask)
             for indices in plan_chunks(lengths, self.rows_per_request, uniform_length=not mask)
         )
         return Prepared(single=single, size=len(texts), chunks=chunks)
-
-    def infer_inputs(self, chunk: Chunk) -> list[grpcclient.InferInput]:
-        inputs = []
-        for name, array in chunk.arrays.items():
-            tensor = grpcclient.InferInput(name, list(array.shape), self._datatypes[name])
-            tensor.set_data_from_numpy(array)
-            inputs.append(tensor)
-        return inputs
-
-    def requested_outputs(self) -> list[grpcclient.InferRequestedOutput]:
-        return [grpcclient.InferRequestedOutput(name) for name in self.outputs]
-
-    def answer_rows(self, result) -> list[tuple[np.ndarray, np.ndarray]]:
-        """(logits, scores) per row of one ``InferResult``."""
-        logits = result.as_numpy("logits")
-        scores = (
-            result.as_numpy(self.info.scores_output)
-            if self.info.scores_output
-            else _scores_from_logits(logits, self.info.problem_type)
-        )
-        return list(zip(logits, scores, strict=True))
 
     def results(
         self, prepared: Prepared, answers: Sequence[list], top_k: int | None, threshold: float
     ) -> Classification | list[Classification]:
         rows = reorder(prepared.chunks, answers, prepared.size)
-        results = [
-            build_result(self.info.problem_type, self.info.labels, logits, scores, top_k=top_k, threshold=threshold)
-            for logits, scores in rows
-        ]
+        info = self.info
+        results = [build_result(info.problem_type, info.labels, *row, top_k=top_k, threshold=threshold) for row in rows]
         return results[0] if prepared.single else results
+
+
+class ClientBase:
+    """The constructor and settings ``Classifier`` and ``AsyncClassifier`` share (documented on ``Classifier``)."""
+
+    def __init__(
+        self,
+        url: str,
+        tokenizer,
+        *,
+        model: str = "distilbert_classifier",
+        model_version: str = "",
+        timeout_s: float | None = 60.0,
+        retry: RetryPolicy = RetryPolicy(),  # noqa: B008 - frozen, so one shared default is safe
+        max_concurrency: int = 4,
+        rows_per_request: int | None = None,
+        ready_timeout_s: float | None = None,
+        root_certificates: str | None = None,
+        load_balancing: LoadBalancing = "pick_first",
+    ) -> None:
+        self.options = ClientOptions(
+            url, model, model_version, timeout_s, retry, max_concurrency, rows_per_request, ready_timeout_s,
+            root_certificates, load_balancing,
+        )  # fmt: skip
+        self._core = Core(self.options, load_tokenizer(tokenizer))
+        self._start()
+
+    def _start(self) -> None:
+        """What the shell does once constructed; the blocking client connects."""
+
+    # The attributes of earlier versions, as read-only views of ``options``.
+    url = property(lambda self: self.options.url)
+    model_name = property(lambda self: self.options.model)
+    model_version = property(lambda self: self.options.model_version)
+    timeout_s = property(lambda self: self.options.timeout_s)
+    retry = property(lambda self: self.options.retry)
+    max_concurrency = property(lambda self: self.options.max_concurrency)
+
+    @property
+    def model(self) -> ModelInfo:
+        """The served model as read from the server: labels, problem type, limits."""
+        if self._core.info is None:
+            raise RuntimeError("not connected: use 'async with' or 'await connect()' first")
+        return self._core.info

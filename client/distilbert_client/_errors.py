@@ -4,7 +4,8 @@ Our exception hierarchy:
 
 * ClassifierError
   + ServerUnavailableError ..... server down, unreachable, restarting or its queue full; retried
-  + ModelNotReadyError ......... the server answers, the model is missing or not loaded
+  + ModelNotReadyError ......... the server answers, the model is missing or not loaded; retried
+                                 once the client has read its config (a reload), not before
   + InvalidInputError .......... the request was rejected as malformed (also a ``ValueError``)
   + DeadlineExceededError ...... the call's deadline passed first (also a ``TimeoutError``)
   + ServerError ................ the server failed while serving a valid request

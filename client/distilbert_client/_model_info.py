@@ -60,8 +60,9 @@ class ModelInfo:
         return "attention_mask" in self.input_names
 
     @property
-    def scores_output(self) -> str | None:
-        return "probabilities" if "probabilities" in self.outputs else None
+    def scores_output(self) -> str:
+        """The output holding each label's score; every served model has it (checked on load)."""
+        return "probabilities"
 
     @classmethod
     def from_config(cls, config: dict) -> ModelInfo:
@@ -81,8 +82,13 @@ class ModelInfo:
         outputs = tuple(spec["name"] for spec in config.get("output", []))
         if "input_ids" not in {i.name for i in inputs}:
             raise IncompatibleModelError(f"model {name!r} has no 'input_ids' input; inputs: {[i.name for i in inputs]}")
-        if "logits" not in outputs:
-            raise IncompatibleModelError(f"model {name!r} has no 'logits' output; outputs: {list(outputs)}")
+        missing = [output for output in ("logits", "probabilities") if output not in outputs]
+        if missing:
+            # The server computes the scores ("probabilities"); the client reads them, it never recomputes them.
+            raise IncompatibleModelError(
+                f"model {name!r} has no {' or '.join(map(repr, missing))} output (outputs: {list(outputs)}): "
+                "serve a model exported by build/export.py"
+            )
 
         num_labels = _int(params.get("num_labels"))
         if num_labels is None:

@@ -1,4 +1,8 @@
-"""Deadlines and retries: what a call may spend, and which failures are worth another try."""
+"""Deadlines and retries: what a call may spend, and which failures are worth another try.
+
+``next_step`` is the whole retry decision, a pure function of the error, the try count, the
+policy and the deadline; the core's retry loop only acts on its answer.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +10,19 @@ import random
 import time
 from dataclasses import dataclass
 
-from ._errors import DeadlineExceededError
+from ._errors import ClassifierError, DeadlineExceededError, ModelNotReadyError, ServerUnavailableError
 
-__all__ = ["Deadline", "RetryPolicy"]
+__all__ = ["Deadline", "RetryPolicy", "next_step"]
 
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Retries of a request that found the server unavailable, with exponential backoff.
+    """Retries of a request that found the server unavailable or the model reloading, with exponential backoff.
 
-    Only ``ServerUnavailableError`` is retried: a restart or a brief network failure
-    passes; an invalid input, a missing model or a passed deadline would fail again.
-    ``attempts`` counts the first try; ``RetryPolicy(attempts=1)`` never retries.
+    Retried: ``ServerUnavailableError`` (a restart or a brief network failure passes) and,
+    once the client has read the model's config, ``ModelNotReadyError`` (the model it has
+    seen is being reloaded). An invalid input, a wrong model name or a passed deadline
+    would fail again. ``attempts`` counts the first try; ``RetryPolicy(attempts=1)`` never retries.
     """
 
     attempts: int = 3
@@ -60,3 +65,23 @@ class Deadline:
 
     def allows_wait(self, seconds: float) -> bool:
         return self._end is None or time.monotonic() + seconds < self._end
+
+
+def next_step(
+    error: ClassifierError, tries: int, policy: RetryPolicy, deadline: Deadline, *, retry_not_ready: bool = True
+) -> float | ClassifierError:
+    """After ``error`` on try number ``tries``: the seconds to wait before the next try, or the error to raise.
+
+    ``retry_not_ready`` is False for the first call, which reads the model's config: a model
+    missing then is a wrong name (or a server still loading: see ``ready_timeout_s``), and
+    the caller should hear so at once rather than after every retry.
+    """
+    if isinstance(error, ServerUnavailableError) and not deadline.allows_wait(0):
+        # Triton drops a queued request whose timeout (the call's deadline, sent with it) passed.
+        message = f"the call's deadline of {deadline.timeout_s:g} s passed: {error.message}"
+        return DeadlineExceededError(message, status=error.status)
+    retried = isinstance(error, ServerUnavailableError) or (retry_not_ready and isinstance(error, ModelNotReadyError))
+    if not retried or tries >= policy.attempts:
+        return error
+    wait = policy.backoff_s(tries)
+    return wait if deadline.allows_wait(wait) else error

@@ -1,4 +1,4 @@
-"""The blocking client, on ``tritonclient.grpc``."""
+"""The blocking client: the core's flows driven with ``tritonclient.grpc`` and ``time.sleep``."""
 
 from __future__ import annotations
 
@@ -9,19 +9,14 @@ from typing import overload
 
 import tritonclient.grpc as grpcclient
 
-from ._core import Core, connection_options, validate_options
-from ._errors import ClassifierError, ModelNotReadyError, ServerUnavailableError, mapped_errors
-from ._model_info import ModelInfo
+from ._core import ClientBase, Flow, Sleep, validate_options
 from ._results import Classification
-from ._retry import Deadline, RetryPolicy
-from ._tokenize import Truncation, load_tokenizer
+from ._tokenize import Truncation
 
 __all__ = ["Classifier"]
 
-_POLL_S = 0.25
 
-
-class Classifier:
+class Classifier(ClientBase):
     """Classify texts with a DistilBERT classifier served by Triton, over gRPC.
 
     ::
@@ -36,14 +31,16 @@ class Classifier:
     ``ModelNotReadyError`` if the server cannot say (pass ``ready_timeout_s`` to wait).
 
     Args:
-        url: the server's gRPC address, ``host:port``.
+        url: the server's gRPC address, ``host:port``; or any gRPC target, such as
+            ``dns:///classifier.default.svc:8001`` or ``ipv4:10.0.0.1:8001,10.0.0.2:8001``.
         tokenizer: the served checkpoint's tokenizer: a folder, a hub id, or a loaded
             ``transformers`` tokenizer.
         model: the model's name in the server's repository.
         model_version: a version number as a string; "" lets the server choose.
         timeout_s: the default deadline of one ``classify`` call, all of its requests and
-            retries included; None for none.
-        retry: retries of requests that find the server unavailable.
+            retries included; None for none. Each request carries what is left of it to the
+            server, which can then drop a request nobody waits for.
+        retry: retries of requests that find the server unavailable or the model reloading.
         max_concurrency: requests in flight at once for one call (a long list is split into
             several; concurrent requests let the server's dynamic batcher merge them).
         rows_per_request: texts per request, at most the server's ``max_batch_size``
@@ -52,54 +49,23 @@ class Classifier:
             reading the config; None fails at once.
         root_certificates: a PEM file of the CA that signed the server's certificate:
             connect over TLS (``build/launch.py --grpc-tls-cert``). None: plaintext.
+        load_balancing: "pick_first" (gRPC's default) sends every request to one address the
+            url resolves to; "round_robin" spreads requests over all of them, e.g. the pods
+            behind a Kubernetes headless Service (url ``dns:///name.namespace.svc:8001``).
+            gRPC re-resolves the name when a connection fails, not on a schedule.
     """
 
-    def __init__(
-        self,
-        url: str,
-        tokenizer,
-        *,
-        model: str = "distilbert_classifier",
-        model_version: str = "",
-        timeout_s: float | None = 60.0,
-        retry: RetryPolicy = RetryPolicy(),  # noqa: B008 - frozen, so one shared default is safe
-        max_concurrency: int = 4,
-        rows_per_request: int | None = None,
-        ready_timeout_s: float | None = None,
-        root_certificates: str | None = None,
-    ) -> None:
-        if max_concurrency < 1:
-            raise ValueError(f"max_concurrency must be at least 1; got {max_concurrency}")
-        self.url = url
-        self.model_name = model
-        self.model_version = model_version
-        self.timeout_s = timeout_s
-        self.retry = retry
-        self.max_concurrency = max_concurrency
-        self._client = grpcclient.InferenceServerClient(url, **connection_options(root_certificates))
+    def _start(self) -> None:
+        self._client = grpcclient.InferenceServerClient(self.options.url, **self.options.channel())
         # Threads start on first use; a one-request call never uses them.
         self._pool: concurrent.futures.ThreadPoolExecutor | None = concurrent.futures.ThreadPoolExecutor(
-            max_concurrency, thread_name_prefix="classify"
+            self.options.max_concurrency, thread_name_prefix="classify"
         )
         try:
-            tokenizer = load_tokenizer(tokenizer)
-            if ready_timeout_s is not None:
-                self.wait_until_ready(ready_timeout_s)
-            config = self._call(
-                lambda timeout: self._client.get_model_config(
-                    model, model_version, as_json=True, client_timeout=timeout
-                ),
-                Deadline(timeout_s),
-            )
-            self._core = Core(ModelInfo.from_config(config), tokenizer, rows_per_request)
+            self._run(self._core.connect())
         except BaseException:
             self.close()
             raise
-
-    @property
-    def model(self) -> ModelInfo:
-        """The served model as read from the server: labels, problem type, limits."""
-        return self._core.info
 
     def __enter__(self) -> Classifier:
         return self
@@ -119,25 +85,7 @@ class Classifier:
         ``ServerUnavailableError`` if the server never answered ready,
         ``ModelNotReadyError`` if it did but the model did not become ready.
         """
-        end = time.monotonic() + timeout_s
-        server_ready, last = False, "no answer"
-        while True:
-            try:
-                with mapped_errors():
-                    server_ready = self._client.is_server_ready(client_timeout=1.0)
-                    if server_ready and self._client.is_model_ready(
-                        self.model_name, self.model_version, client_timeout=1.0
-                    ):
-                        return
-            except ClassifierError as error:
-                last = error.message
-            left = end - time.monotonic()
-            if left <= 0:
-                break
-            time.sleep(min(_POLL_S, left))
-        if server_ready:
-            raise ModelNotReadyError(f"model {self.model_name!r} at {self.url} not ready after {timeout_s:g} s")
-        raise ServerUnavailableError(f"server at {self.url} not ready after {timeout_s:g} s: {last}")
+        self._run(self._core.wait_until_ready(timeout_s))
 
     @overload
     def classify(
@@ -163,16 +111,7 @@ class Classifier:
         timeout_s: float | None = ...,
     ) -> list[Classification]: ...
 
-    def classify(
-        self,
-        text_or_texts,
-        *,
-        text_pair=None,
-        top_k=None,
-        threshold=0.5,
-        truncation=True,
-        timeout_s=...,
-    ):
+    def classify(self, text_or_texts, *, text_pair=None, top_k=None, threshold=0.5, truncation=True, timeout_s=...):
         """Classify one text (→ ``Classification``) or a sequence (→ list, in input order).
 
         Args:
@@ -189,25 +128,15 @@ class Classifier:
         prepared = self._core.prepare(text_or_texts, text_pair, truncation)
         if not prepared.chunks:
             return []
-        deadline = Deadline(self.timeout_s if timeout_s is ... else timeout_s)
-        answers = self._map(lambda chunk: self._infer(chunk, deadline), prepared.chunks)
+        deadline = self._core.deadline(timeout_s)
+        answers = self._map(lambda chunk: self._run(self._core.infer(chunk, deadline)), prepared.chunks)
         return self._core.results(prepared, answers, top_k, threshold)
-
-    def _infer(self, chunk, deadline: Deadline) -> list:
-        inputs, outputs = self._core.infer_inputs(chunk), self._core.requested_outputs()
-        result = self._call(
-            lambda timeout: self._client.infer(
-                self.model_name, inputs, self.model_version, outputs=outputs, client_timeout=timeout
-            ),
-            deadline,
-        )
-        return self._core.answer_rows(result)
 
     def _map(self, function, chunks) -> list:
         """``function`` over chunks, at most ``max_concurrency`` at once; the first error stops the rest."""
         if self._pool is None:
             raise RuntimeError("the classifier is closed")
-        if len(chunks) == 1 or self.max_concurrency == 1:
+        if len(chunks) == 1 or self.options.max_concurrency == 1:
             return [function(chunk) for chunk in chunks]
         futures = [self._pool.submit(function, chunk) for chunk in chunks]
         done, pending = concurrent.futures.wait(futures, return_when=concurrent.futures.FIRST_EXCEPTION)
@@ -218,16 +147,19 @@ class Classifier:
                 raise future.exception()
         return [future.result() for future in futures]
 
-    def _call(self, rpc, deadline: Deadline):
-        """One RPC under the call's deadline, retried while the server is unavailable."""
-        retry = 0
+    def _run(self, flow: Flow):
+        """Drive ``flow`` to its result: make its calls on this client, sleep its pauses."""
+        answer, error = None, None
         while True:
             try:
-                with mapped_errors():
-                    return rpc(deadline.remaining_s())
-            except ServerUnavailableError:
-                retry += 1
-                wait = self.retry.backoff_s(retry)
-                if retry >= self.retry.attempts or not deadline.allows_wait(wait):
-                    raise
-                time.sleep(wait)
+                step = flow.send(answer) if error is None else flow.throw(error)
+            except StopIteration as done:
+                return done.value
+            answer, error = None, None
+            if isinstance(step, Sleep):
+                time.sleep(step.seconds)
+                continue
+            try:
+                answer = getattr(self._client, step.method)(**step.kwargs)
+            except Exception as raised:  # the flow maps it and decides: retry or raise
+                error = raised

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from ._core import LOAD_BALANCING
 from ._errors import (
     ClassifierError,
     DeadlineExceededError,
@@ -90,7 +91,17 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("texts", nargs="*", metavar="TEXT", help="texts to classify (else --file, else stdin)")
-    parser.add_argument("--url", default=os.environ.get("DISTILBERT_URL", "localhost:8001"), help="gRPC host:port")
+    parser.add_argument(
+        "--url",
+        default=os.environ.get("DISTILBERT_URL", "localhost:8001"),
+        help="gRPC host:port, or a target such as dns:///name:port (env DISTILBERT_URL)",
+    )
+    parser.add_argument(
+        "--load-balancing",
+        choices=LOAD_BALANCING,
+        default="pick_first",
+        help="round_robin: spread requests over every address the url resolves to",
+    )
     parser.add_argument("--model", default="distilbert_classifier", help="model name on the server")
     parser.add_argument(
         "--tokenizer",
@@ -108,7 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--truncation", choices=("right", "left", "none"), default="right")
     parser.add_argument("--timeout", type=float, default=60.0, help="deadline per batch of texts, seconds")
     parser.add_argument("--concurrency", type=int, default=4, help="requests in flight at once")
-    parser.add_argument("--retries", type=int, default=3, help="attempts per request while the server is unavailable")
+    parser.add_argument(
+        "--retries", type=int, default=3, help="attempts per request while the server or the model is unavailable"
+    )
     parser.add_argument("--wait", type=float, help="wait up to this many seconds for the server to be ready")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar for files")
     return parser
@@ -219,6 +232,7 @@ def run(args) -> int:
             retry=RetryPolicy(attempts=args.retries),
             max_concurrency=args.concurrency,
             ready_timeout_s=args.wait,
+            load_balancing=args.load_balancing,
         ) as classifier:
             if args.output is not None:
                 try:
