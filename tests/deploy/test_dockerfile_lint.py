@@ -21,6 +21,7 @@ from server_flags import ServerOptions
 PROJECT = Path(__file__).resolve().parents[2]
 DOCKER = PROJECT / "docker"
 DOCKERFILE = DOCKER / "Dockerfile"
+SITE_PACKAGES = "/opt/distilbert/site-packages"
 OLDEST_RELEASE = (25, 7)  # earlier releases carry the August 2025 Python-backend and HTTP CVEs
 
 
@@ -131,15 +132,60 @@ def test_every_copied_path_exists_and_is_let_through_by_the_dockerignore(stage):
         if line.startswith("!")
     }
     for args in of("COPY", stage):
-        source = next(part for part in args.split()[:-1] if not part.startswith("--"))
-        assert (PROJECT / source).exists(), f"COPY {source}: not in the repository"
-        assert source.rstrip("/") in allowed, f"COPY {source}: excluded by docker/Dockerfile.dockerignore"
+        for source in [part for part in args.split()[:-1] if not part.startswith("--")]:
+            assert (PROJECT / source).exists(), f"COPY {source}: not in the repository"
+            assert source.rstrip("/") in allowed, f"COPY {source}: excluded by docker/Dockerfile.dockerignore"
 
 
-def test_pip_installs_the_checked_requirements_file_without_a_cache():
-    (run,) = [args for args in of("RUN") if "pip install" in args]
-    assert "-r /opt/distilbert/docker/requirements-server.txt" in run and "--no-cache-dir" in run
-    assert "COPY docker/requirements-server.txt" in " ".join(f"COPY {args}" for args in of("COPY"))
+def copied_to(destination_folder: str) -> set[str]:
+    """Repository paths the Dockerfile copies into ``destination_folder`` (as a folder or by file name)."""
+    found = set()
+    for args in of("COPY"):
+        *sources, destination = [part for part in args.split() if not part.startswith("--")]
+        for source in sources:
+            target = destination + Path(source).name if destination.endswith("/") else destination
+            if target.startswith(destination_folder):
+                found.add(source)
+    return found
+
+
+def test_pip_installs_the_torch_lock_then_the_server_lock_hash_checked_from_pypi_alone():
+    runs = [args for args in of("RUN") if "pip install" in args]
+    assert [re.search(r"-r (\S+)", run).group(1) for run in runs] == [
+        "/opt/distilbert/docker/requirements-torch.txt",
+        "/opt/distilbert/docker/requirements-server.txt",
+    ], "torch first, in its own step"
+    for run in runs:
+        for flag in ("--require-hashes", "--no-cache-dir", "--only-binary=:all:", "--isolated"):
+            assert flag in run, f"pip without {flag}: {run}"
+        # Into their own folder: Ubuntu's pip cannot upgrade apt-installed packages in place.
+        assert f"--target {SITE_PACKAGES}" in run and "--break-system-packages" not in run
+        # One index: no pip.conf, no PIP_* variable and no option can add another.
+        assert run.startswith("PIP_CONFIG_FILE=/dev/null python3 -m pip install")
+        assert re.findall(r"--(?:extra-)?index-url \S+|--find-links \S+|-f \S+", run) == [
+            "--index-url https://pypi.org/simple"
+        ]
+    assert {"docker/requirements-torch.txt", "docker/requirements-server.txt"} <= copied_to("/opt/distilbert/docker/")
+    assert "extra-index-url" not in DOCKERFILE.read_text()
+
+
+def test_the_torch_step_asserts_the_cuda_build_of_the_base_images_cuda():
+    (torch_run,) = [args for args in of("RUN") if "requirements-torch.txt" in args and "pip install" in args]
+    assert re.search(
+        r"python3 /opt/distilbert/docker/check_torch_cuda\.py --lock /opt/distilbert/docker/requirements-torch\.txt"
+        r' --cuda "\$\{BASE_CUDA\}"',
+        torch_run,
+    ), torch_run
+    assert "docker/check_torch_cuda.py" in copied_to("/opt/distilbert/docker/")
+    (arg,) = [args for args in of("ARG", "server") if args.startswith("BASE_CUDA=")]
+    cuda = arg.split("=", 1)[1]
+    # The base image's tag and its CUDA are stated together at the FROM line.
+    assert f"CUDA {cuda}" in DOCKERFILE.read_text().split("FROM ", 1)[0]
+
+
+def test_liveness_probe_script_is_in_the_image_beside_the_server_flags_it_imports():
+    assert {"docker/liveness_probe.py", "docker/server_flags.py"} <= copied_to("/opt/distilbert/docker/")
+    assert any("liveness_probe.py --help" in args for args in of("RUN"))
 
 
 def test_image_environment_has_what_the_launcher_gives_the_server(monkeypatch):
@@ -147,6 +193,8 @@ def test_image_environment_has_what_the_launcher_gives_the_server(monkeypatch):
     env_lines = " ".join(of("ENV"))
     launcher = launch.server_environment()
     assert f"HF_HUB_OFFLINE={launcher['HF_HUB_OFFLINE']}" in env_lines
-    # Caches must land on the one writable path of a read-only root filesystem.
-    for variable in ("HF_HOME", "XDG_CACHE_HOME", "CUDA_CACHE_PATH"):
-        assert re.search(rf"{variable}=/tmp/", env_lines), variable
+    # The locked packages come first on the path, for the server's Python backend and every script.
+    assert f"PYTHONPATH={SITE_PACKAGES} " in env_lines + " "
+    # HOME and the caches must land on the one writable path of a read-only root filesystem.
+    for variable in ("HOME", "HF_HOME", "XDG_CACHE_HOME", "CUDA_CACHE_PATH"):
+        assert re.search(rf"\b{variable}=/tmp(/|\s|$)", env_lines), variable
