@@ -1,19 +1,9 @@
-"""Typed gRPC client for a DistilBERT text classifier served by Triton.
-
-::
-
-    from distilbert_client import Classifier
-
-    with Classifier("localhost:8001", tokenizer="path/to/checkpoint") as classifier:
-        result = classifier.classify("I love this movie")
-        print(result.label, result.score, dict(result.scores))
+"""Typed gRPC client for a DistilBERT text classifier served by Triton: ``Classifier``, ``AsyncClassifier``.
 
 Installs without torch: tokenization uses the checkpoint's fast tokenizer.
 """
 
-from __future__ import annotations
-
-from ._async import AsyncClassifier
+from ._clients import AsyncClassifier, Classifier
 from ._core import ClientOptions
 from ._errors import (
     ClassifierError,
@@ -27,7 +17,6 @@ from ._errors import (
 from ._model_info import ModelInfo
 from ._results import Classification, LabelScore, Scores
 from ._retry import RetryPolicy
-from ._sync import Classifier
 from ._tokenize import Truncation
 
 __all__ = [

@@ -1,9 +1,7 @@
 """Split many texts into requests that pad little, and put answers back in input order.
 
-Texts are sorted by token length, then cut into requests of at most ``max_rows`` rows, so
-each request holds texts of similar length and is padded only to its own longest text.
-The server trims the padding again (the attention mask says where it is) and its dynamic
-batcher merges concurrent requests into full forward passes.
+Sorted by token length, each request is padded only to its own longest text; the server trims the
+padding again (by the attention mask) and its dynamic batcher merges concurrent requests.
 """
 
 from __future__ import annotations
@@ -12,8 +10,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-
-__all__ = ["Chunk", "pad_chunk", "plan_chunks", "reorder"]
 
 
 @dataclass(frozen=True)
@@ -25,24 +21,16 @@ class Chunk:
 
 
 def plan_chunks(lengths: Sequence[int], max_rows: int, *, uniform_length: bool = False) -> list[tuple[int, ...]]:
-    """Input positions per request, longest texts first.
-
-    ``uniform_length``: every request holds texts of one length only, for a model that
-    takes no attention mask and so cannot be sent padding.
-    """
+    """Input positions per request, longest texts first; of one length each if ``uniform_length`` (no mask)."""
     if max_rows < 1:
         raise ValueError(f"max_rows must be at least 1; got {max_rows}")
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    chunks: list[tuple[int, ...]] = []
-    current: list[int] = []
-    for index in order:
-        if current and (len(current) == max_rows or (uniform_length and lengths[current[0]] != lengths[index])):
-            chunks.append(tuple(current))
-            current = []
-        current.append(index)
-    if current:
-        chunks.append(tuple(current))
-    return chunks
+    chunks: list[list[int]] = []
+    for index in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
+        if chunks and len(chunks[-1]) < max_rows and not (uniform_length and lengths[chunks[-1][0]] != lengths[index]):
+            chunks[-1].append(index)
+        else:
+            chunks.append([index])
+    return [tuple(chunk) for chunk in chunks]
 
 
 def pad_chunk(
@@ -54,21 +42,17 @@ def pad_chunk(
     attention_mask: bool = True,
 ) -> Chunk:
     """Right-padded arrays of the rows at ``indices``, with an ``attention_mask`` when asked."""
-    rows = [encoded["input_ids"][i] for i in indices]
-    width = max(len(row) for row in rows)
+    width = max(len(encoded["input_ids"][i]) for i in indices)
     arrays = {}
     for name, values in encoded.items():
-        if name == "attention_mask":
-            continue
-        array = np.full((len(indices), width), pad_values.get(name, 0), dtype=dtypes[name])
-        for r, i in enumerate(indices):
-            array[r, : len(values[i])] = values[i]
-        arrays[name] = array
+        if name != "attention_mask":
+            arrays[name] = np.full((len(indices), width), pad_values.get(name, 0), dtype=dtypes[name])
+            for row, i in enumerate(indices):
+                arrays[name][row, : len(values[i])] = values[i]
     if attention_mask:
-        mask = np.zeros((len(indices), width), dtype=dtypes.get("attention_mask", np.int64))
-        for r, row in enumerate(rows):
-            mask[r, : len(row)] = 1
-        arrays["attention_mask"] = mask
+        lengths = np.array([len(encoded["input_ids"][i]) for i in indices])
+        mask = np.arange(width) < lengths[:, None]
+        arrays["attention_mask"] = mask.astype(dtypes.get("attention_mask", np.int64))
     return Chunk(indices=tuple(indices), arrays=arrays)
 
 

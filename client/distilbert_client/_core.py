@@ -1,10 +1,8 @@
 """The one core of the sync and async clients: their settings, their protocol, texts → requests → results.
 
-The protocol with the server (wait for readiness, read the config, send a request and retry
-it) is written once, as *flows*: generators that yield an ``Rpc`` or a ``Sleep`` and return
-their result. ``_sync`` and ``_async`` are shells that drive a flow, each in its own I/O
-style: they make the call (blocking, or awaited) and send its answer back into the flow, or
-throw its error in. Nothing here touches the network or the clock's sleep.
+The protocol (wait for readiness, read the config, send a request and retry it) is written once, as
+*flows*: generators that yield an ``Rpc`` or a ``Sleep`` and return their result. The shells in
+``_clients`` drive a flow, blocking or awaiting, sending each answer in or throwing each error in.
 """
 
 from __future__ import annotations
@@ -22,27 +20,14 @@ from ._errors import ClassifierError, InvalidInputError, ModelNotReadyError, Ser
 from ._model_info import ModelInfo
 from ._results import Classification, build_result
 from ._retry import Deadline, RetryPolicy, next_step
-from ._tokenize import Encoder, Truncation, load_tokenizer
+from ._tokenize import Encoder, Truncation
 
-__all__ = [
-    "CHANNEL_ARGS",
-    "LOAD_BALANCING",
-    "ClientBase",
-    "ClientOptions",
-    "Core",
-    "Flow",
-    "Rpc",
-    "Sleep",
-    "validate_options",
-]
-
-# tritonclient's own channel options, plus a reconnect backoff capped at 1 s: gRPC's default
-# grows to 120 s, so a restarted server would go unseen (by retries and wait_until_ready)
-# for up to two minutes after it is back.
-_MAX_MESSAGE_BYTES = 2**31 - 1
+# tritonclient's own channel options, plus a reconnect backoff capped at 1 s: gRPC's default grows
+# to 120 s, so a restarted server would go unseen (by retries and wait_until_ready) for up to two
+# minutes after it is back.
 CHANNEL_ARGS = (
-    ("grpc.max_send_message_length", _MAX_MESSAGE_BYTES),
-    ("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", 2**31 - 1),
+    ("grpc.max_receive_message_length", 2**31 - 1),
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1000),
@@ -101,26 +86,17 @@ class Sleep:
 Flow = Generator[Rpc | Sleep, Any, Any]
 
 
-@dataclass(frozen=True)
-class Prepared:
-    """The requests for one ``classify`` call."""
-
-    single: bool
-    size: int
-    chunks: tuple[Chunk, ...]
-
-
 def _as_texts(value, what: str) -> list[str]:
     if isinstance(value, (bytes, bytearray)) or not isinstance(value, Sequence):
         raise InvalidInputError(f"{what} must be a str or a sequence of str; got {type(value).__name__}")
-    texts = list(value)
-    for index, text in enumerate(texts):
+    for index, text in enumerate(texts := list(value)):
         if not isinstance(text, str):
             raise InvalidInputError(f"{what}[{index}] must be a str; got {type(text).__name__}")
     return texts
 
 
 def validate_options(top_k: int | None, threshold: float) -> None:
+    """``InvalidInputError`` unless ``top_k`` and ``threshold`` are valid ``classify`` arguments."""
     if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
         raise InvalidInputError(f"top_k must be a positive int or None; got {top_k!r}")
     if not 0.0 <= threshold <= 1.0:
@@ -141,7 +117,7 @@ class Core:
         if o.ready_timeout_s is not None:
             yield from self.wait_until_ready(o.ready_timeout_s)
         model = {"model_name": o.model, "model_version": o.model_version, "as_json": True}
-        request = lambda timeout: Rpc("get_model_config", model | {"client_timeout": timeout})  # noqa: E731
+        request = lambda timeout_s: Rpc("get_model_config", model | {"client_timeout": timeout_s})  # noqa: E731
         config = yield from self.retried(request, Deadline(o.timeout_s), retry_not_ready=False)
         info = ModelInfo.from_config(config)
         self.encoder = Encoder(self.tokenizer, info)
@@ -162,8 +138,7 @@ class Core:
                         return
             except ClassifierError as error:
                 last = error.message
-            left = end - time.monotonic()
-            if left <= 0:
+            if (left := end - time.monotonic()) <= 0:
                 break
             yield Sleep(min(_POLL_S, left))
         if server_ready:
@@ -171,26 +146,26 @@ class Core:
         raise ServerUnavailableError(f"server at {o.url} not ready after {timeout_s:g} s: {last}")
 
     def infer(self, chunk: Chunk, deadline: Deadline) -> Flow:
-        """Send one request; its rows as (logits, probabilities) pairs."""
+        """Send one request; its rows as (logits, scores) pairs."""
         o, datatypes = self.options, {i.name: i.datatype for i in self.info.inputs}
-        inputs = []
-        for name, array in chunk.arrays.items():
-            inputs.append(grpcclient.InferInput(name, list(array.shape), datatypes[name]))
-            inputs[-1].set_data_from_numpy(array)
-        outputs = [grpcclient.InferRequestedOutput(name) for name in ("logits", "probabilities")]
+        inputs = [
+            grpcclient.InferInput(name, list(array.shape), datatypes[name]).set_data_from_numpy(array)
+            for name, array in chunk.arrays.items()
+        ]
+        outputs = [grpcclient.InferRequestedOutput(name) for name in ("logits", self.info.scores_output)]
+        kwargs = dict(model_name=o.model, model_version=o.model_version, inputs=inputs, outputs=outputs)
 
         def request(timeout_s: float | None) -> Rpc:
             # The deadline goes to the server as well: gRPC's ends the call there too, and Triton's
             # own (microseconds) lets a queue policy drop a request nobody waits for any more.
             timeout_us = None if timeout_s is None else max(int(timeout_s * 1e6), 1)
-            kwargs = dict(model_name=o.model, inputs=inputs, model_version=o.model_version, outputs=outputs)
             return Rpc("infer", kwargs | {"client_timeout": timeout_s, "timeout": timeout_us})
 
         result = yield from self.retried(request, deadline)
-        return list(zip(result.as_numpy("logits"), result.as_numpy("probabilities"), strict=True))
+        return list(zip(result.as_numpy("logits"), result.as_numpy(self.info.scores_output), strict=True))
 
     def retried(self, request: Callable[[float | None], Rpc], deadline: Deadline, retry_not_ready=True) -> Flow:
-        """``request`` under the call's deadline, made again for as long as ``next_step`` says so."""
+        """The answer to ``request(seconds left)``, asked again for as long as ``next_step`` says so."""
         for tries in itertools.count(1):
             try:
                 with mapped_errors():
@@ -207,77 +182,29 @@ class Core:
         """The deadline of one call: ``timeout_s``, or the client's when it is ``...``."""
         return Deadline(self.options.timeout_s if timeout_s is ... else timeout_s)
 
-    def prepare(self, text_or_texts, text_pair=None, truncation: Truncation = True) -> Prepared:
-        """Tokenize, sort by length, split and pad: the requests of one call (CPU only)."""
+    def prepare(self, text_or_texts, text_pair=None, truncation: Truncation = True) -> tuple[bool, list[Chunk]]:
+        """Whether one text was given (not a sequence), and the requests for the texts: tokenized, sorted, padded."""
         single = isinstance(text_or_texts, str)
         texts = [text_or_texts] if single else _as_texts(text_or_texts, "texts")
-        pairs = None
         if text_pair is not None:
             if single != isinstance(text_pair, str):
                 raise InvalidInputError("text_pair must be a str for one text, or a sequence of str for a sequence")
-            pairs = [text_pair] if single else _as_texts(text_pair, "text_pair")
-            if len(pairs) != len(texts):
-                raise InvalidInputError(f"{len(texts)} texts but {len(pairs)} text pairs: give one pair per text")
+            text_pair = [text_pair] if single else _as_texts(text_pair, "text_pair")
+            if len(text_pair) != len(texts):
+                raise InvalidInputError(f"{len(texts)} texts but {len(text_pair)} text pairs: give one pair per text")
         if not texts:
-            return Prepared(single=False, size=0, chunks=())
-
-        encoded = self.encoder.encode(texts, pairs, truncation)
+            return False, []
+        encoded = self.encoder.encode(texts, text_pair, truncation)
         lengths = [len(row) for row in encoded["input_ids"]]
         dtypes, mask = {i.name: i.numpy_dtype for i in self.info.inputs}, self.info.has_attention_mask
-        chunks = tuple(
-            pad_chunk(encoded, indices, self.encoder.pad_values, dtypes, attention_mask=mask)
-            for indices in plan_chunks(lengths, self.rows_per_request, uniform_length=not mask)
-        )
-        return Prepared(single=single, size=len(texts), chunks=chunks)
+        plan = plan_chunks(lengths, self.rows_per_request, uniform_length=not mask)
+        return single, [pad_chunk(encoded, rows, self.encoder.pad_values, dtypes, attention_mask=mask) for rows in plan]
 
     def results(
-        self, prepared: Prepared, answers: Sequence[list], top_k: int | None, threshold: float
+        self, single: bool, chunks: list[Chunk], answers: list, top_k: int | None, threshold: float
     ) -> Classification | list[Classification]:
-        rows = reorder(prepared.chunks, answers, prepared.size)
-        info = self.info
+        """The ``Classification`` of each text, in input order; one alone when one text was given."""
+        info, size = self.info, sum(len(chunk.indices) for chunk in chunks)
+        rows = reorder(chunks, answers, size)
         results = [build_result(info.problem_type, info.labels, *row, top_k=top_k, threshold=threshold) for row in rows]
-        return results[0] if prepared.single else results
-
-
-class ClientBase:
-    """The constructor and settings ``Classifier`` and ``AsyncClassifier`` share (documented on ``Classifier``)."""
-
-    def __init__(
-        self,
-        url: str,
-        tokenizer,
-        *,
-        model: str = "distilbert_classifier",
-        model_version: str = "",
-        timeout_s: float | None = 60.0,
-        retry: RetryPolicy = RetryPolicy(),  # noqa: B008 - frozen, so one shared default is safe
-        max_concurrency: int = 4,
-        rows_per_request: int | None = None,
-        ready_timeout_s: float | None = None,
-        root_certificates: str | None = None,
-        load_balancing: LoadBalancing = "pick_first",
-    ) -> None:
-        self.options = ClientOptions(
-            url, model, model_version, timeout_s, retry, max_concurrency, rows_per_request, ready_timeout_s,
-            root_certificates, load_balancing,
-        )  # fmt: skip
-        self._core = Core(self.options, load_tokenizer(tokenizer))
-        self._start()
-
-    def _start(self) -> None:
-        """What the shell does once constructed; the blocking client connects."""
-
-    # The attributes of earlier versions, as read-only views of ``options``.
-    url = property(lambda self: self.options.url)
-    model_name = property(lambda self: self.options.model)
-    model_version = property(lambda self: self.options.model_version)
-    timeout_s = property(lambda self: self.options.timeout_s)
-    retry = property(lambda self: self.options.retry)
-    max_concurrency = property(lambda self: self.options.max_concurrency)
-
-    @property
-    def model(self) -> ModelInfo:
-        """The served model as read from the server: labels, problem type, limits."""
-        if self._core.info is None:
-            raise RuntimeError("not connected: use 'async with' or 'await connect()' first")
-        return self._core.info
+        return results[0] if single else results

@@ -1,46 +1,44 @@
-"""What the client and the server must agree on, read from the server's model config.
+"""What the client and the server must agree on, read from the served model's config, not assumed.
 
-The served model publishes its facts as config ``parameters`` (string values):
-``problem_type``, ``max_sequence_length``, ``vocab_size``, ``num_labels`` and ``labels``
-(a JSON list). Input and output names, their data types and ``max_batch_size`` come from
-the config itself. Nothing here is a constant of the client: point it at another
-checkpoint and it adapts, or refuses a tokenizer that cannot feed it.
+The model publishes ``problem_type``, ``max_sequence_length``, ``vocab_size``, ``num_labels`` and ``labels``
+(JSON) as config ``parameters``; inputs, outputs and ``max_batch_size`` are the config's own.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import ClassVar
 
-import numpy as np
+from tritonclient.utils import triton_to_np_dtype
 
 from ._errors import IncompatibleModelError
 from ._results import PROBLEM_TYPES, REGRESSION, SINGLE_LABEL
 
-__all__ = ["ModelInfo", "ServedInput", "check_tokenizer"]
-
+_TOKEN_DATA_TYPES = ("TYPE_INT64", "TYPE_INT32")
 # Tokenizers that declare no limit report a huge model_max_length (int(1e30)).
 _UNSET_MAX_LENGTH = 1_000_000
-
-_DTYPES = {"TYPE_INT64": ("INT64", np.int64), "TYPE_INT32": ("INT32", np.int32)}
 
 
 @dataclass(frozen=True)
 class ServedInput:
-    """One token input of the served model."""
+    """One token input of the served model; ``datatype`` is Triton's name, e.g. ``"INT64"``."""
 
     name: str
-    datatype: str  # Triton's name, e.g. "INT64"
+    datatype: str
     optional: bool
 
     @property
     def numpy_dtype(self) -> type:
-        return next(dtype for name, dtype in _DTYPES.values() if name == self.datatype)
+        return triton_to_np_dtype(self.datatype)
 
 
 @dataclass(frozen=True)
 class ModelInfo:
     """The served model as the client needs it."""
+
+    # The output holding each label's score: every served model has it (``from_config`` checks).
+    scores_output: ClassVar[str] = "probabilities"
 
     name: str
     max_batch_size: int
@@ -59,32 +57,26 @@ class ModelInfo:
     def has_attention_mask(self) -> bool:
         return "attention_mask" in self.input_names
 
-    @property
-    def scores_output(self) -> str:
-        """The output holding each label's score; every served model has it (checked on load)."""
-        return "probabilities"
-
     @classmethod
     def from_config(cls, config: dict) -> ModelInfo:
         """From ``get_model_config(..., as_json=True)`` (with or without its ``config`` wrapper)."""
         config = config.get("config", config)
         name = config.get("name", "")
         params = {key: value.get("string_value", "") for key, value in config.get("parameters", {}).items()}
-
         inputs = []
         for spec in config.get("input", []):
             data_type = spec.get("data_type", "TYPE_INT64")
-            if data_type not in _DTYPES:
+            if data_type not in _TOKEN_DATA_TYPES:
                 raise IncompatibleModelError(
                     f"model {name!r} input {spec['name']!r} has data type {data_type}; token ids must be INT64 or INT32"
                 )
-            inputs.append(ServedInput(spec["name"], _DTYPES[data_type][0], bool(spec.get("optional", False))))
+            inputs.append(ServedInput(spec["name"], data_type.removeprefix("TYPE_"), bool(spec.get("optional", False))))
         outputs = tuple(spec["name"] for spec in config.get("output", []))
         if "input_ids" not in {i.name for i in inputs}:
             raise IncompatibleModelError(f"model {name!r} has no 'input_ids' input; inputs: {[i.name for i in inputs]}")
-        missing = [output for output in ("logits", "probabilities") if output not in outputs]
+        missing = [output for output in ("logits", cls.scores_output) if output not in outputs]
         if missing:
-            # The server computes the scores ("probabilities"); the client reads them, it never recomputes them.
+            # The server computes the scores; the client reads them, it never recomputes them.
             raise IncompatibleModelError(
                 f"model {name!r} has no {' or '.join(map(repr, missing))} output (outputs: {list(outputs)}): "
                 "serve a model exported by build/export.py"
@@ -92,22 +84,17 @@ class ModelInfo:
 
         num_labels = _int(params.get("num_labels"))
         if num_labels is None:
-            logits_spec = next(spec for spec in config["output"] if spec["name"] == "logits")
-            num_labels = int(logits_spec["dims"][-1])
-        labels = tuple(json.loads(params["labels"])) if params.get("labels") else ()
-        if not labels:
-            # transformers' own default names for a checkpoint without id2label.
-            labels = tuple(f"LABEL_{i}" for i in range(num_labels))
+            num_labels = int(next(spec for spec in config["output"] if spec["name"] == "logits")["dims"][-1])
+        # Without published labels: transformers' own default names for a checkpoint without id2label.
+        labels = tuple(json.loads(params.get("labels") or "[]")) or tuple(f"LABEL_{i}" for i in range(num_labels))
         if len(labels) != num_labels:
             raise IncompatibleModelError(f"model {name!r} publishes {len(labels)} labels for {num_labels} outputs")
         problem_type = params.get("problem_type") or (REGRESSION if num_labels == 1 else SINGLE_LABEL)
         if problem_type not in PROBLEM_TYPES:
             raise IncompatibleModelError(f"model {name!r} has unknown problem_type {problem_type!r}")
-
         return cls(
             name=name,
-            # 0 means the model takes no batch dimension: one row per request.
-            max_batch_size=max(int(config.get("max_batch_size", 0)), 1),
+            max_batch_size=max(int(config.get("max_batch_size", 0)), 1),  # 0: no batch dimension, one row a request
             inputs=tuple(inputs),
             outputs=outputs,
             problem_type=problem_type,
@@ -118,15 +105,13 @@ class ModelInfo:
 
 
 def _int(value: str | None) -> int | None:
-    return int(value) if value not in (None, "") else None
+    return int(value) if value else None
 
 
 def check_tokenizer(info: ModelInfo, tokenizer) -> int:
     """The truncation length to use, or ``IncompatibleModelError`` saying what disagrees.
 
-    A tokenizer whose vocabulary differs from the model's maps text to the wrong ids (or
-    to ids the model does not have); one that allows longer sequences than the model's
-    position embeddings produces inputs the server must reject.
+    Another vocabulary maps text to the wrong ids; a longer maximum produces inputs the server must reject.
     """
     source = getattr(tokenizer, "name_or_path", "") or type(tokenizer).__name__
     vocab = len(tokenizer)

@@ -7,17 +7,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = [
-    "Classification",
-    "LabelScore",
-    "MULTI_LABEL",
-    "Scores",
-    "PROBLEM_TYPES",
-    "REGRESSION",
-    "SINGLE_LABEL",
-    "build_result",
-]
-
 SINGLE_LABEL = "single_label_classification"
 MULTI_LABEL = "multi_label_classification"
 REGRESSION = "regression"
@@ -66,17 +55,15 @@ class LabelScore:
 class Classification:
     """The model's answer for one text (or text pair).
 
-    What a score is depends on ``problem_type``: a softmax probability
-    (single-label), an independent sigmoid probability (multi-label), or the
-    predicted value itself (regression).
+    A score is a softmax probability (single-label), a sigmoid probability (multi-label) or the value (regression).
 
     Attributes:
         label: the top-scoring label.
         score: its score.
         scores: every label's score, by label name, in the model's label order (read-only).
         top: labels sorted by descending score, at most ``top_k`` of them.
-        labels: the predicted labels: the top label (single-label); every label whose
-            score is at least the threshold, best first (multi-label); empty (regression).
+        labels: the predicted labels: the top label (single-label); every label whose score is
+            at least the threshold, best first (multi-label); empty (regression).
         value: the predicted value (regression), else None.
         logits: the model's raw outputs, in label order.
         problem_type: the served model's problem type.
@@ -98,8 +85,7 @@ class Classification:
             out["labels"] = list(self.labels)
         if self.problem_type == REGRESSION:
             out["value"] = self.value
-        out["logits"] = list(self.logits)
-        return out
+        return out | {"logits": list(self.logits)}
 
 
 def _float(value) -> float:
@@ -118,21 +104,17 @@ def build_result(
 ) -> Classification:
     """The ``Classification`` of one row of served ``logits`` and ``scores``."""
     values = [_float(s) for s in scores]
-    # Stable sort: equal scores keep the model's label order.
-    order = sorted(range(len(values)), key=lambda i: -values[i])
-    ranked = tuple(LabelScore(label_names[i], values[i]) for i in order)
-    best = ranked[0]
+    # A stable sort: equal scores keep the model's label order.
+    ranked = tuple(LabelScore(label_names[i], values[i]) for i in sorted(range(len(values)), key=lambda i: -values[i]))
     if problem_type == MULTI_LABEL:
         labels = tuple(item.label for item in ranked if item.score >= threshold)
-    elif problem_type == REGRESSION:
-        labels = ()
     else:
-        labels = (best.label,)
+        labels = () if problem_type == REGRESSION else (ranked[0].label,)
     return Classification(
-        label=best.label,
-        score=best.score,
+        label=ranked[0].label,
+        score=ranked[0].score,
         scores=Scores(zip(label_names, values, strict=True)),
-        top=ranked if top_k is None else ranked[:top_k],
+        top=ranked[:top_k],
         labels=labels,
         value=values[0] if problem_type == REGRESSION else None,
         logits=tuple(_float(x) for x in logits),

@@ -1,8 +1,4 @@
-"""Deadlines and retries: what a call may spend, and which failures are worth another try.
-
-``next_step`` is the whole retry decision, a pure function of the error, the try count, the
-policy and the deadline; the core's retry loop only acts on its answer.
-"""
+"""Deadlines and retries: what a call may spend, and which failures are worth another try (``next_step``)."""
 
 from __future__ import annotations
 
@@ -12,25 +8,20 @@ from dataclasses import dataclass
 
 from ._errors import ClassifierError, DeadlineExceededError, ModelNotReadyError, ServerUnavailableError
 
-__all__ = ["Deadline", "RetryPolicy", "next_step"]
-
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Retries of a request that found the server unavailable or the model reloading, with exponential backoff.
+    """Retries, with exponential backoff, of a request that found the server unavailable or the model reloading.
 
-    Retried: ``ServerUnavailableError`` (a restart or a brief network failure passes) and,
-    once the client has read the model's config, ``ModelNotReadyError`` (the model it has
-    seen is being reloaded). An invalid input, a wrong model name or a passed deadline
-    would fail again. ``attempts`` counts the first try; ``RetryPolicy(attempts=1)`` never retries.
+    Other errors (an invalid input, a wrong model name, a passed deadline) would fail again. ``attempts``
+    counts the first try: ``RetryPolicy(attempts=1)`` never retries.
     """
 
     attempts: int = 3
     initial_backoff_s: float = 0.1
     max_backoff_s: float = 2.0
     multiplier: float = 2.0
-    # Each wait is drawn from [backoff × (1 − jitter), backoff], so that many clients
-    # failing together do not retry in lockstep.
+    # Each wait is drawn from [backoff × (1 − jitter), backoff]: clients failing together do not retry in lockstep.
     jitter: float = 0.5
 
     def __post_init__(self) -> None:
@@ -72,9 +63,8 @@ def next_step(
 ) -> float | ClassifierError:
     """After ``error`` on try number ``tries``: the seconds to wait before the next try, or the error to raise.
 
-    ``retry_not_ready`` is False for the first call, which reads the model's config: a model
-    missing then is a wrong name (or a server still loading: see ``ready_timeout_s``), and
-    the caller should hear so at once rather than after every retry.
+    ``retry_not_ready`` is False for the first call, which reads the model's config: a model missing then is a
+    wrong name (or a server still loading: see ``ready_timeout_s``), to hear at once, not after every retry.
     """
     if isinstance(error, ServerUnavailableError) and not deadline.allows_wait(0):
         # Triton drops a queued request whose timeout (the call's deadline, sent with it) passed.

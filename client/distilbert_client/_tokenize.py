@@ -10,8 +10,6 @@ from typing import Literal
 from ._errors import IncompatibleModelError, InvalidInputError
 from ._model_info import ModelInfo, check_tokenizer
 
-__all__ = ["Encoder", "Truncation", "load_tokenizer"]
-
 # True: the tokenizer's own side (right unless it was saved otherwise); False: never truncate
 # (a text longer than the model's maximum is then rejected by the server).
 Truncation = bool | Literal["right", "left"]
@@ -34,18 +32,14 @@ def load_tokenizer(source):
 
 
 class Encoder:
-    """Tokenizes batches for one served model; thread-safe.
-
-    Only the inputs the server declares are produced; no padding here (requests are
-    padded per chunk after sorting by length, see ``_batching``).
-    """
+    """Tokenizes batches for one served model, producing only the inputs it declares, unpadded; thread-safe."""
 
     def __init__(self, tokenizer, info: ModelInfo) -> None:
         self.tokenizer = tokenizer
         self.max_length = check_tokenizer(info, tokenizer)
         self.input_names = info.input_names
         pad = getattr(tokenizer, "pad_token_id", None)
-        self.pad_values = {name: 0 for name in info.input_names} | {"input_ids": 0 if pad is None else int(pad)}
+        self.pad_values = dict.fromkeys(info.input_names, 0) | {"input_ids": 0 if pad is None else int(pad)}
         # The truncation side is tokenizer state, so a call that changes it holds the lock.
         self._lock = threading.Lock()
 
@@ -65,8 +59,7 @@ class Encoder:
                     text_pair=None if text_pair is None else list(text_pair),
                     truncation=bool(truncation),
                     max_length=self.max_length if truncation else None,
-                    # No "longer than the maximum" warning: the server answers that, as an error.
-                    verbose=False,
+                    verbose=False,  # no "longer than the maximum" warning: the server answers that, as an error
                 )
             finally:
                 self.tokenizer.truncation_side = previous

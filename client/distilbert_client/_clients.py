@@ -1,0 +1,301 @@
+"""The shells over the core: ``Classifier`` drives its flows blocking, ``AsyncClassifier`` with asyncio."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import time
+from collections.abc import Sequence
+from operator import attrgetter
+from typing import overload
+
+import tritonclient.grpc as grpcclient
+import tritonclient.grpc.aio as aiogrpcclient
+
+from ._core import ClientOptions, Core, Flow, LoadBalancing, Sleep, validate_options
+from ._model_info import ModelInfo
+from ._results import Classification
+from ._retry import RetryPolicy
+from ._tokenize import Truncation, load_tokenizer
+
+
+class ClientBase:
+    """The constructor and settings ``Classifier`` and ``AsyncClassifier`` share (documented on ``Classifier``)."""
+
+    def __init__(
+        self,
+        url: str,
+        tokenizer,
+        *,
+        model: str = "distilbert_classifier",
+        model_version: str = "",
+        timeout_s: float | None = 60.0,
+        retry: RetryPolicy = RetryPolicy(),  # noqa: B008 - frozen, so one shared default is safe
+        max_concurrency: int = 4,
+        rows_per_request: int | None = None,
+        ready_timeout_s: float | None = None,
+        root_certificates: str | None = None,
+        load_balancing: LoadBalancing = "pick_first",
+    ) -> None:
+        self.options = ClientOptions(
+            url, model, model_version, timeout_s, retry, max_concurrency, rows_per_request, ready_timeout_s,
+            root_certificates, load_balancing,
+        )  # fmt: skip
+        self._core = Core(self.options, load_tokenizer(tokenizer))
+        self._start()
+
+    def _start(self) -> None:
+        """What the shell does once constructed; the blocking client connects."""
+
+    # The attributes of earlier versions, as read-only views of ``options``.
+    url, model_name, model_version, timeout_s, retry, max_concurrency = (
+        property(attrgetter(f"options.{name}"))
+        for name in ("url", "model", "model_version", "timeout_s", "retry", "max_concurrency")
+    )
+
+    @property
+    def model(self) -> ModelInfo:
+        """The served model as read from the server: labels, problem type, limits."""
+        if self._core.info is None:
+            raise RuntimeError("not connected: use 'async with' or 'await connect()' first")
+        return self._core.info
+
+
+class Classifier(ClientBase):
+    """Classify texts with a DistilBERT classifier served by Triton, over gRPC.
+
+    ::
+
+        with Classifier("localhost:8001", tokenizer="path/to/checkpoint") as classifier:
+            result = classifier.classify("I love this movie")
+            print(result.label, result.score)
+
+    Construction reads the model's config (problem type, labels, inputs, limits) and checks the
+    tokenizer against it: ``IncompatibleModelError`` if they disagree, ``ServerUnavailableError`` or
+    ``ModelNotReadyError`` if the server cannot say (pass ``ready_timeout_s`` to wait).
+
+    Args:
+        url: ``host:port``, or any gRPC target: ``dns:///name.namespace.svc:8001``, ``ipv4:10.0.0.1:8001,10.0.0.2:8001``
+        tokenizer: the served checkpoint's tokenizer: a folder, a hub id, or a loaded ``transformers`` tokenizer.
+        model: the model's name in the server's repository.
+        model_version: a version number as a string; "" lets the server choose.
+        timeout_s: the default deadline of one ``classify`` call, retries included; None for none. Each
+            request carries what is left of it to the server, which can then drop one nobody waits for.
+        retry: retries of requests that find the server unavailable or the model reloading.
+        max_concurrency: requests in flight at once for one call, for the server's dynamic batcher to merge.
+        rows_per_request: texts per request, at most the server's ``max_batch_size`` (the default).
+        ready_timeout_s: wait up to this long for the server and model to be ready; None fails at once.
+        root_certificates: the PEM file of the CA that signed the server's certificate: TLS. None: plaintext.
+        load_balancing: "pick_first" (gRPC's default): every request to one address of the url;
+            "round_robin": spread over all of them, e.g. the pods of a Kubernetes headless Service.
+            gRPC re-resolves the name when a connection fails, not on a schedule.
+    """
+
+    _pool: concurrent.futures.ThreadPoolExecutor | None
+
+    def _start(self) -> None:
+        self._client = grpcclient.InferenceServerClient(self.options.url, **self.options.channel())
+        # Threads start on first use; a one-request call never uses them.
+        self._pool = concurrent.futures.ThreadPoolExecutor(self.options.max_concurrency, thread_name_prefix="classify")
+        try:
+            self._run(self._core.connect())
+        except BaseException:
+            self.close()
+            raise
+
+    def __enter__(self) -> Classifier:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the threads and close the connection."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        self._client.close()
+
+    def wait_until_ready(self, timeout_s: float) -> None:
+        """Return once the server and the model are ready; else ``ServerUnavailableError`` or ``ModelNotReadyError``."""
+        self._run(self._core.wait_until_ready(timeout_s))
+
+    @overload
+    def classify(
+        self,
+        text_or_texts: str,
+        *,
+        text_pair: str | None = None,
+        top_k: int | None = None,
+        threshold: float = 0.5,
+        truncation: Truncation = True,
+        timeout_s: float | None = ...,
+    ) -> Classification: ...
+
+    @overload
+    def classify(
+        self,
+        text_or_texts: Sequence[str],
+        *,
+        text_pair: Sequence[str] | None = None,
+        top_k: int | None = None,
+        threshold: float = 0.5,
+        truncation: Truncation = True,
+        timeout_s: float | None = ...,
+    ) -> list[Classification]: ...
+
+    def classify(self, text_or_texts, *, text_pair=None, top_k=None, threshold=0.5, truncation=True, timeout_s=...):
+        """Classify one text (→ ``Classification``) or a sequence (→ list, in input order).
+
+        Args:
+            text_or_texts: a str, or a sequence of them.
+            text_pair: the second text of each pair (tokenized as ``[CLS] text [SEP] pair [SEP]``).
+            top_k: how many labels ``result.top`` holds, best first; None for all.
+            threshold: multi-label models: the score from which a label is predicted.
+            truncation: texts longer than the model's maximum are cut on the tokenizer's side (True) or
+                that side ("right", "left"); False sends them whole, for the server to reject.
+            timeout_s: this call's deadline; default the client's ``timeout_s``.
+        """
+        validate_options(top_k, threshold)
+        single, chunks = self._core.prepare(text_or_texts, text_pair, truncation)
+        if not chunks:
+            return []
+        deadline = self._core.deadline(timeout_s)
+        answers = self._map(lambda chunk: self._run(self._core.infer(chunk, deadline)), chunks)
+        return self._core.results(single, chunks, answers, top_k, threshold)
+
+    def _map(self, function, chunks) -> list:
+        """``function`` over chunks, at most ``max_concurrency`` at once; the first error stops the rest."""
+        if self._pool is None:
+            raise RuntimeError("the classifier is closed")
+        if len(chunks) == 1 or self.options.max_concurrency == 1:
+            return [function(chunk) for chunk in chunks]
+        futures = [self._pool.submit(function, chunk) for chunk in chunks]
+        done, pending = concurrent.futures.wait(futures, return_when=concurrent.futures.FIRST_EXCEPTION)
+        for future in pending:
+            future.cancel()
+        for future in futures:
+            if future in done and future.exception() is not None:
+                raise future.exception()
+        return [future.result() for future in futures]
+
+    def _run(self, flow: Flow):
+        """Drive ``flow`` to its result: make its calls on this client, sleep its pauses."""
+        try:
+            step = next(flow)
+            while True:
+                try:
+                    if isinstance(step, Sleep):
+                        answer = time.sleep(step.seconds)
+                    else:
+                        answer = getattr(self._client, step.method)(**step.kwargs)
+                except Exception as error:  # the flow maps it and decides: retry or raise
+                    step = flow.throw(error)
+                else:
+                    step = flow.send(answer)
+        except StopIteration as done:
+            return done.value
+
+
+class AsyncClassifier(ClientBase):
+    """``Classifier`` for asyncio code: the same arguments, results and errors.
+
+    The tokenizer is loaded at once; the server is first contacted by ``async with`` (or ``await connect()``),
+    which reads the model config and checks the tokenizer against it. Tokenization runs off the event loop.
+    """
+
+    _client: aiogrpcclient.InferenceServerClient | None = None
+
+    async def __aenter__(self) -> AsyncClassifier:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc_info) -> None:
+        await self.close()
+
+    async def connect(self) -> None:
+        """Read the model config from the server and check the tokenizer against it."""
+        if self._core.info is None:
+            await self._run(self._core.connect())
+
+    async def close(self) -> None:
+        """Close the connection."""
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    async def wait_until_ready(self, timeout_s: float) -> None:
+        """Return once the server and the model are ready; else as ``Classifier.wait_until_ready``."""
+        await self._run(self._core.wait_until_ready(timeout_s))
+
+    @overload
+    async def classify(
+        self,
+        text_or_texts: str,
+        *,
+        text_pair: str | None = None,
+        top_k: int | None = None,
+        threshold: float = 0.5,
+        truncation: Truncation = True,
+        timeout_s: float | None = ...,
+    ) -> Classification: ...
+
+    @overload
+    async def classify(
+        self,
+        text_or_texts: Sequence[str],
+        *,
+        text_pair: Sequence[str] | None = None,
+        top_k: int | None = None,
+        threshold: float = 0.5,
+        truncation: Truncation = True,
+        timeout_s: float | None = ...,
+    ) -> list[Classification]: ...
+
+    async def classify(
+        self, text_or_texts, *, text_pair=None, top_k=None, threshold=0.5, truncation=True, timeout_s=...
+    ):
+        """Classify one text or a sequence; see ``Classifier.classify``."""
+        validate_options(top_k, threshold)
+        await self.connect()
+        core = self._core
+        single, chunks = await asyncio.to_thread(core.prepare, text_or_texts, text_pair, truncation)
+        if not chunks:
+            return []
+        deadline = core.deadline(timeout_s)
+        limit = asyncio.Semaphore(self.options.max_concurrency)
+
+        async def infer(chunk) -> list:
+            async with limit:
+                return await self._run(core.infer(chunk, deadline))
+
+        tasks = [asyncio.ensure_future(infer(chunk)) for chunk in chunks]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        finally:  # the first failure (or this call's cancellation) ends the call: cancel the requests still queued
+            for task in tasks:
+                task.cancel()
+        for task in tasks:
+            if task in done and task.exception() is not None:
+                raise task.exception()
+        return core.results(single, chunks, [task.result() for task in tasks], top_k, threshold)
+
+    async def _run(self, flow: Flow):
+        """Drive ``flow`` to its result: await its calls on this client, sleep its pauses."""
+        if self._client is None:
+            # Created here, inside the running loop, which the gRPC channel binds to.
+            self._client = aiogrpcclient.InferenceServerClient(self.options.url, **self.options.channel())
+        try:
+            step = next(flow)
+            while True:
+                try:
+                    if isinstance(step, Sleep):
+                        answer = await asyncio.sleep(step.seconds)
+                    else:
+                        answer = await getattr(self._client, step.method)(**step.kwargs)
+                except Exception as error:  # the flow maps it and decides: retry or raise
+                    step = flow.throw(error)
+                else:
+                    step = flow.send(answer)
+        except StopIteration as done:
+            return done.value
