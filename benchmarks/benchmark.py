@@ -2,16 +2,20 @@
 
     python benchmarks/benchmark.py                        # fp32 and bf16, concurrency 1 4 16 64 + a request-rate run
     python benchmarks/benchmark.py --precisions bf16 --concurrency 16 64 --interval-ms 4000
+    python benchmarks/benchmark.py --precisions fp32 --concurrency 16 --naive-concurrency --text-concurrency \
+        --texts 100 --interval-ms 2000 --no-alternatives                     # a quick check that it all runs
 
 What runs, on this machine, with the full-size offline checkpoint (dim 768, 6 layers):
   1. texts: 600 real English texts (Python standard-library docstrings, benchmarks/corpus.py),
      tokenized with the checkpoint's tokenizer; the length histogram is printed;
-  2. the in-process ceiling (benchmarks/ceiling.py) at each precision, same thread count;
+  2. the in-process ceiling (benchmarks/ceiling.py) at each precision, same thread count, and
+     what a CPU user would run instead (benchmarks/alternatives.py: ONNX Runtime and OpenVINO on
+     the checkpoint exported to ONNX, same texts, threads and best-case batches, logits checked);
   3. one tritonserver with, per precision, the served model (packed forward, dynamic
      batching) and the naive baseline (tutorial style: transformers forward per request,
      no dynamic batching), driven by perf_analyzer over gRPC with the same token ids;
   4. padding waste of each served run, from the model's Prometheus counters.
-Writes bench-results/<timestamp>/{results.csv, report.md, throughput.png}.
+Writes bench-results/<timestamp>/{results.csv, alternatives.csv, report.md, throughput.png}.
 """
 
 from __future__ import annotations
@@ -30,13 +34,14 @@ from pathlib import Path
 import numpy as np
 
 import project_paths  # noqa: F401  (build/, docker/ and the models' packages by name)
+from alternatives import Alternative, best_latency, best_throughput, measure_alternatives
 from ceiling import Ceiling, measure_ceiling
 from checkpoints import write_checkpoint
 from corpus import english_texts
 from export import ServingConfig, TextModelConfig, write_model, write_text_model
 from launch import LocalServer, free_port
 from perf_analyzer import PerfResult, run_perf_analyzer
-from perf_text import write_text_input_data, write_token_input_data
+from perf_input import write_text_input_data, write_token_input_data
 from server_flags import ServerOptions
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -132,13 +137,18 @@ def run(args) -> Path:
     for precision in args.precisions:
         ceilings[precision] = measure_ceiling(CHECKPOINT, ids, precision, args.threads)
         print(f"ceiling {precision}: {ceilings[precision]}", flush=True)
+    alternatives: list[Alternative] = []
+    if args.alternatives:
+        alternatives = measure_alternatives(
+            CHECKPOINT, ids, args.threads, tuple(args.precisions), log=lambda line: print(f"alternative: {line}")
+        )
 
     rows: list[Row] = []
     with tempfile.TemporaryDirectory() as tmp:
         build_repository(Path(tmp), args.precisions, args.threads)
         options = ServerOptions(tmp, grpc_port=free_port(), http_port=free_port(), metrics_port=free_port())
         server = LocalServer(options)
-        server.start(timeout_s=600)
+        server.start(timeout_s=900)  # three models per precision, each of several instances, load on the same cores
         try:
 
             def measure(precision: str, strategy: str, concurrency=None, rate=None) -> PerfResult:
@@ -184,19 +194,36 @@ def run(args) -> Path:
         finally:
             server.stop()
 
-    write_reports(out, rows, ceilings, lengths, args)
+    write_reports(out, rows, ceilings, alternatives, lengths, args)
     return out
 
 
-def write_reports(out: Path, rows: list[Row], ceilings: dict[str, Ceiling], lengths, args) -> None:
+def write_reports(
+    out: Path, rows: list[Row], ceilings: dict[str, Ceiling], alternatives: list[Alternative], lengths, args
+) -> None:
+    extra = ["ceiling_seq_s", "x_ceiling", "best_alternative", "best_alternative_seq_s", "x_best_alternative"]
     with open(out / "results.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=[*asdict(rows[0]).keys(), "ceiling_seq_s", "x_ceiling"])
+        writer = csv.DictWriter(handle, fieldnames=[*asdict(rows[0]).keys(), *extra])
         writer.writeheader()
         for row in rows:
             ceiling = ceilings[row.precision].seq_s
+            best = best_throughput(alternatives, row.precision)
             writer.writerow(
-                {**asdict(row), "ceiling_seq_s": round(ceiling, 1), "x_ceiling": round(row.throughput / ceiling, 3)}
+                {
+                    **asdict(row),
+                    "ceiling_seq_s": round(ceiling, 1),
+                    "x_ceiling": round(row.throughput / ceiling, 3),
+                    "best_alternative": best.name if best else "",
+                    "best_alternative_seq_s": round(best.seq_s, 1) if best else "",
+                    "x_best_alternative": round(row.throughput / best.seq_s, 3) if best else "",
+                }
             )
+    if alternatives:
+        with open(out / "alternatives.csv", "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=[*asdict(alternatives[0]).keys(), "correct"])
+            writer.writeheader()
+            for alternative in alternatives:
+                writer.writerow({**asdict(alternative), "correct": alternative.correct})
 
     def throughput_of(precision, strategy, load):
         return next(
@@ -249,35 +276,106 @@ def write_reports(out: Path, rows: list[Row], ceilings: dict[str, Ceiling], leng
             f"{ratio(r.throughput, token)} | {r.p50_ms:.1f} | {r.p95_ms:.1f} | {r.p99_ms:.1f} | "
             f"{percent(r.padding_waste)} | {percent(r.attention_waste)} |"
         )
+    if alternatives:
+        lines += alternatives_section(rows, ceilings, alternatives)
     (out / "report.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
-    plot(out / "throughput.png", rows, ceilings)
+    plot(out / "throughput.png", rows, ceilings, alternatives)
 
 
-def plot(path: Path, rows: list[Row], ceilings: dict[str, Ceiling]) -> None:
+def alternatives_section(rows: list[Row], ceilings: dict[str, Ceiling], alternatives: list[Alternative]) -> list[str]:
+    """The alternatives' table, and served ÷ best alternative beside served ÷ own ceiling."""
+    lines = [
+        "",
+        "## What a CPU user would run instead",
+        "",
+        "In-process, on the same texts and threads, at the ceiling's best case (the whole set sorted by length, "
+        "padded batches of ≤ 4,096 tokens): the checkpoint exported to ONNX by this run (`benchmarks/alternatives.py`). "
+        "Max |Δlogit| is against `transformers` fp32 on every text; a row over its tolerance is marked and never "
+        "counted as the best alternative.",
+        "",
+        "| runtime | precision | ran | seq/s | single text (ms) | max abs Δlogit | tolerance | notes |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for a in alternatives:
+        mark = "" if a.correct else " ✗ wrong answers"
+        lines.append(
+            f"| {a.runtime} | {a.precision} | {a.executed} | {a.seq_s:.1f} | {a.single_text_ms:.1f} | "
+            f"{a.max_abs_diff:.1e}{mark} | {a.tolerance:.0e} | {a.note} |"
+        )
+    lines += [
+        "",
+        "| precision | served load | served seq/s | best alternative (seq/s) | served ÷ best alternative | "
+        "served ÷ own ceiling |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for precision, ceiling in ceilings.items():
+        best = best_throughput(alternatives, precision)
+        for r in rows:
+            if (r.precision, r.strategy) != (precision, "served") or r.load not in ("concurrency 16", "concurrency 64"):
+                continue
+            versus = f"{best.name} ({best.seq_s:.1f})" if best else "none correct"
+            lines.append(
+                f"| {precision} | {r.load} | {r.throughput:.1f} | {versus} | "
+                f"{f'{r.throughput / best.seq_s:.2f}' if best else ''} | {r.throughput / ceiling.seq_s:.2f} |"
+            )
+    lines += [
+        "",
+        "| precision | served p50 at concurrency 1 (ms) | lowest single-text latency of an alternative (ms) | "
+        "target: served ≤ alternative + 2 ms |",
+        "| --- | --- | --- | --- |",
+    ]
+    for precision in ceilings:
+        fastest = best_latency(alternatives, precision)
+        served = next(
+            (r for r in rows if (r.precision, r.strategy, r.load) == (precision, "served", "concurrency 1")), None
+        )
+        if fastest is None or served is None:
+            continue
+        margin = served.p50_ms - fastest.single_text_ms
+        verdict = "✓" if margin <= 2.0 else "✗"
+        lines.append(
+            f"| {precision} | {served.p50_ms:.1f} | {fastest.single_text_ms:.1f} ({fastest.name}) | "
+            f"{margin:+.1f} ms {verdict} |"
+        )
+    return lines
+
+
+def plot(path: Path, rows: list[Row], ceilings: dict[str, Ceiling], alternatives: list[Alternative]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    widest = max((int(r.load.split()[1]) for r in rows if r.load.startswith("conc")), default=1)
     for precision, ceiling in ceilings.items():
+        color = None
         for strategy, style in (("served", "-o"), ("naive", "--s")):
             points = [
                 r for r in rows if (r.precision, r.strategy) == (precision, strategy) and r.load.startswith("conc")
             ]
+            if not points:
+                continue
             x = [int(r.load.split()[1]) for r in points]
-            left.plot(x, [r.throughput for r in points], style, label=f"{strategy} {precision}")
-            right.plot(x, [r.p99_ms for r in points], style, label=f"{strategy} {precision}")
+            (line,) = left.plot(x, [r.throughput for r in points], style, label=f"{strategy} {precision}")
+            right.plot(x, [r.p99_ms for r in points], style, label=f"{strategy} {precision}", color=line.get_color())
+            color = color or line.get_color()
         left.axhline(ceiling.seq_s, linestyle=":", color="gray")
         left.annotate(f"in-process ceiling {precision}", (1, ceiling.seq_s), fontsize=8, va="bottom")
+        # What a CPU user would run instead, in-process at its best case, in the precision's colour.
+        for alternative in (a for a in alternatives if a.precision == precision and a.correct):
+            left.axhline(alternative.seq_s, linestyle="-.", linewidth=0.9, color=color, alpha=0.7)
+            left.annotate(
+                f"{alternative.name} (in-process)", (widest, alternative.seq_s), fontsize=7, va="bottom", ha="right"
+            )
     for axis, label in ((left, "sequences / s"), (right, "p99 latency (ms)")):
         axis.set_xscale("log", base=2)
         axis.set_xlabel("concurrency")
         axis.set_ylabel(label)
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)
-    figure.suptitle("Served DistilBERT on Triton (gRPC, perf_analyzer) vs in-process ceiling")
+    figure.suptitle("Served DistilBERT on Triton (gRPC, perf_analyzer) vs in-process ceiling and alternatives")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
 
@@ -286,12 +384,19 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
     parser.add_argument("--concurrency", nargs="+", type=int, default=[1, 4, 16, 64])
-    parser.add_argument("--naive-concurrency", nargs="+", type=int, default=[1, 16, 64])
-    parser.add_argument("--text-concurrency", nargs="+", type=int, default=[16, 64])
+    # Empty (the flag alone) skips the naive baseline or the text endpoint.
+    parser.add_argument("--naive-concurrency", nargs="*", type=int, default=[1, 16, 64])
+    parser.add_argument("--text-concurrency", nargs="*", type=int, default=[16, 64])
     parser.add_argument("--texts", type=int, default=600)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--interval-ms", type=int, default=6000)
     parser.add_argument("--stability", type=int, default=20, help="perf_analyzer --stability-percentage")
+    parser.add_argument(
+        "--no-alternatives",
+        dest="alternatives",
+        action="store_false",
+        help="skip ONNX Runtime and OpenVINO (about 4 minutes on 2 cores)",
+    )
     print(f"results in {run(parser.parse_args(argv))}")
 
 

@@ -1,8 +1,12 @@
-"""Run ``perf_analyzer`` (from the tritonclient 2.48.0 wheel) and parse its CSV.
+"""Run ``perf_analyzer`` (from the tritonclient 2.48.0 wheel): as a command, or measured and parsed.
+
+    python benchmarks/perf_analyzer.py -m distilbert_classifier -u localhost:8001 -i grpc ...   # any perf_analyzer arguments
 
 The wheel's binary needs ``libb64.so.0d`` and ``libcudart.so.12``; the nvidia-pytriton
 wheel carries both under mangled names, so a folder of symlinks under ``.tools/lib``
-(ignored by git) is put on ``LD_LIBRARY_PATH``. No system package is needed.
+(ignored by git) is put on ``LD_LIBRARY_PATH``. No system package is needed. As a command
+this script does only that and then becomes ``perf_analyzer`` with the arguments it was given
+(README, "Load testing with perf_analyzer"); ``run_perf_analyzer`` is what the benchmarks call.
 """
 
 from __future__ import annotations
@@ -19,6 +23,9 @@ from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parent.parent
 LIBRARIES = {"libb64.so.0d": "libb64-*.so.0d", "libcudart.so.12": "libcudart-*.so.12*"}
+# A folder with bin/perf_analyzer and lib/ (its libraries under the names it links), used instead of
+# the installed wheels: the trimmed copy benchmarks/gpu_bundle.py ships to a GPU machine.
+HOME_ENV = "PERF_ANALYZER_HOME"
 
 
 @dataclass(frozen=True)
@@ -31,13 +38,15 @@ class PerfResult:
 
 
 def binary() -> Path:
-    path = Path(sys.prefix) / "bin" / "perf_analyzer"
+    path = Path(os.environ.get(HOME_ENV) or sys.prefix) / "bin" / "perf_analyzer"
     if not path.exists():
         raise FileNotFoundError(f"{path} missing: perf_analyzer ships in the tritonclient==2.48.0 wheel")
     return path
 
 
 def library_dir() -> Path:
+    if home := os.environ.get(HOME_ENV):
+        return Path(home) / "lib"
     spec = importlib.util.find_spec("pytriton")
     libs = Path(next(iter(spec.submodule_search_locations))).parent / "nvidia_pytriton.libs"
     folder = PROJECT / ".tools" / "lib"
@@ -47,6 +56,13 @@ def library_dir() -> Path:
         if not link.exists():
             link.symlink_to(next(libs.glob(pattern)))
     return folder
+
+
+def environment() -> dict[str, str]:
+    """This process's environment with perf_analyzer's libraries first on ``LD_LIBRARY_PATH``."""
+    env = dict(os.environ)
+    env["LD_LIBRARY_PATH"] = os.pathsep.join([str(library_dir()), env.get("LD_LIBRARY_PATH", "")]).rstrip(os.pathsep)
+    return env
 
 
 def run_perf_analyzer(
@@ -63,8 +79,7 @@ def run_perf_analyzer(
     if (concurrency is None) == (request_rate is None):
         raise ValueError("give exactly one of concurrency and request_rate")
     load = ["--concurrency-range", f"{concurrency}"] if concurrency else ["--request-rate-range", f"{request_rate}"]
-    env = dict(os.environ)
-    env["LD_LIBRARY_PATH"] = os.pathsep.join([str(library_dir()), env.get("LD_LIBRARY_PATH", "")]).rstrip(os.pathsep)
+    env = environment()
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "perf.csv"
         command = [
@@ -85,3 +100,16 @@ def run_perf_analyzer(
         p95_ms=float(row["p95 latency"]) / 1e3,
         p99_ms=float(row["p99 latency"]) / 1e3,
     )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Become ``perf_analyzer`` with ``argv`` (a leading ``--`` is dropped) and its libraries on the path."""
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["--"]:
+        args = args[1:]
+    path = binary()
+    os.execve(path, [str(path), *args], environment())
+
+
+if __name__ == "__main__":
+    main()

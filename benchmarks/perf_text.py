@@ -16,7 +16,6 @@ Numbers on a shared 2-core machine are indicative only.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import statistics
 import sys
@@ -30,20 +29,10 @@ from corpus import english_texts
 from export import PROJECT, TEXT_MODEL_SOURCE, ServingConfig, TextModelConfig, write_model, write_text_model
 from launch import LocalServer, free_port
 from perf_analyzer import run_perf_analyzer
+from perf_input import write_text_input_data, write_token_input_data
 from server_flags import ServerOptions
 
 CHECKPOINT = PROJECT / "checkpoints" / "full-single"
-
-
-def write_text_input_data(texts: list[str], path: Path) -> Path:
-    """perf_analyzer --input-data for a BYTES ``text`` input: one string per entry."""
-    path.write_text(json.dumps({"data": [{"text": {"content": [text], "shape": [1]}} for text in texts]}))
-    return path
-
-
-def write_token_input_data(ids: list[list[int]], path: Path) -> Path:
-    path.write_text(json.dumps({"data": [{"input_ids": {"content": row, "shape": [len(row)]}} for row in ids]}))
-    return path
 
 
 def tokenization_cost(tokenizer, texts: list[str], max_length: int, repeats: int = 20) -> dict[int, float]:
