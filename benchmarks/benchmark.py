@@ -104,9 +104,10 @@ def waste(before: dict, after: dict, name: str) -> float | None:
     return (after[name] - before[name]) / real - 1 if real else None
 
 
-def build_repository(root: Path, precisions: list[str], threads: int) -> None:
+def build_repository(root: Path, precisions: list[str]) -> None:
     for precision in precisions:
-        common = dict(precision=precision, cpu_threads=threads, instance_kind="cpu")
+        # The default export's instances and threads (cores ÷ instances each): what `make serve` runs.
+        common = dict(precision=precision, instance_kind="cpu")
         served = ServingConfig(model_name=f"served_{precision}", **common)
         write_model(CHECKPOINT, root, served)
         write_text_model(CHECKPOINT, root, served, TextModelConfig(model_name=f"text_{precision}"))
@@ -145,7 +146,7 @@ def run(args) -> Path:
 
     rows: list[Row] = []
     with tempfile.TemporaryDirectory() as tmp:
-        build_repository(Path(tmp), args.precisions, args.threads)
+        build_repository(Path(tmp), args.precisions)
         options = ServerOptions(tmp, grpc_port=free_port(), http_port=free_port(), metrics_port=free_port())
         server = LocalServer(options)
         server.start(timeout_s=900)  # three models per precision, each of several instances, load on the same cores
@@ -233,7 +234,8 @@ def write_reports(
     lines = [
         "# Benchmark: served DistilBERT vs the in-process ceiling and a naive baseline",
         "",
-        f"Machine: {machine()}. Threads per model: {args.threads}. Command: `python benchmarks/benchmark.py "
+        f"Machine: {machine()}. In-process threads: {args.threads}; served: the default export "
+        f"(2 instances, cores ÷ instances threads each). Command: `python benchmarks/benchmark.py "
         f"--precisions {' '.join(args.precisions)} --concurrency {' '.join(map(str, args.concurrency))}`.",
         f"Checkpoint: full-size DistilBERT (dim 768, 6 layers, 12 heads), random weights. "
         f"perf_analyzer over gRPC, one text per request, measurement window {args.interval_ms} ms.",

@@ -1,6 +1,6 @@
 """The one-off measurements behind the design choices in docs/BENCHMARKS.md and RELIABILITY.md.
 
-    python benchmarks/experiments.py queue-stall    # queue policy × instance count, tiny model, 16 callers
+    python benchmarks/experiments.py queue-stall    # queue policy × instance count (× a heartbeat), tiny model
     python benchmarks/experiments.py instances      # 1 instance × 2 threads vs 2 × 1, full model, bf16
     python benchmarks/experiments.py c1-latency     # queue delay and OMP_WAIT_POLICY at concurrency 1, fp32
     python benchmarks/experiments.py heap-growth    # RSS growth of the packed engine under mixed batches
@@ -37,43 +37,78 @@ def local_server(repository: Path) -> LocalServer:
     return LocalServer(options_on_free_ports(repository))
 
 
+UNBOUNDED = dict(max_queue_size=0, queue_timeout_us=0)
+
+
+def one_instance(model_dir: Path) -> None:
+    """Rewrite an exported model's config to one instance, keeping its queue policy: the combination
+    export refuses (it stalls), written here only to show the stall."""
+    from google.protobuf import text_format
+    from tritonclient.grpc import model_config_pb2 as mc
+
+    config = text_format.Parse((model_dir / "config.pbtxt").read_text(), mc.ModelConfig())
+    config.instance_group[0].count = 1
+    (model_dir / "config.pbtxt").write_text(text_format.MessageToString(config))
+
+
 def queue_stall() -> None:
-    """16 callers, same 5-token request, 6 s per variant: latency with and without a queue policy."""
+    """16 callers, same 5-token request, 8 s per variant, twice: latency with and without a queue policy.
+
+    The stall is a missed wake-up of Triton's dynamic batcher (RELIABILITY.md §2): any new request
+    ends it, so the "heartbeat" variant adds one request every 5 ms from a 17th caller.
+    """
     import tritonclient.grpc as grpcclient
 
+    # name → (config, one instance despite the policy, heartbeat seconds)
     variants = {
-        "no queue policy, 1 instance": ServingConfig(model_name="none_1"),
-        "max_queue_size 128, 1 instance": ServingConfig(model_name="queue_1", max_queue_size=128),
-        "max_queue_size 128, 2 instances": ServingConfig(
-            model_name="queue_2", max_queue_size=128, instance_count=2, cpu_threads=1
+        "no queue policy, 1 instance": (ServingConfig(model_name="none_1", instance_count=1, **UNBOUNDED), False, 0),
+        "max_queue_size 128, 1 instance": (ServingConfig(model_name="queue_1", max_queue_size=128), True, 0),
+        "the same + a request every 5 ms": (ServingConfig(model_name="queue_1hb", max_queue_size=128), True, 0.005),
+        "max_queue_size 128, 2 instances x 1 thread": (
+            ServingConfig(model_name="queue_2", max_queue_size=128),
+            False,
+            0,
         ),
     }
     repository = Path(tempfile.mkdtemp())
-    for serving in variants.values():
-        write_model(TINY, repository, serving)
+    for serving, single, _ in variants.values():
+        model_dir = write_model(TINY, repository, serving)
+        if single:
+            one_instance(model_dir)
+    ids = np.array([[101, 2000, 2001, 2002, 102]], dtype=np.int64)
+
+    def request():
+        tensor = grpcclient.InferInput("input_ids", list(ids.shape), "INT64")
+        tensor.set_data_from_numpy(ids)
+        return tensor
+
     with local_server(repository) as server:
-        for name, serving in variants.items():
+        for name, (serving, _, heartbeat_s) in [*variants.items(), *variants.items()]:
             latencies: list[float] = []
-            stop = time.monotonic() + 6
+            stop = time.monotonic() + 8
 
             def caller(model=serving.model_name, latencies=latencies, stop=stop):
                 client = grpcclient.InferenceServerClient(server.grpc_url)
-                ids = np.array([[101, 2000, 2001, 2002, 102]], dtype=np.int64)
-                request = grpcclient.InferInput("input_ids", list(ids.shape), "INT64")
-                request.set_data_from_numpy(ids)
                 while time.monotonic() < stop:
                     started = time.perf_counter()
-                    client.infer(model, [request])
+                    client.infer(model, [request()])
                     latencies.append(time.perf_counter() - started)
 
+            def heartbeat(model=serving.model_name, stop=stop, every=heartbeat_s):
+                client = grpcclient.InferenceServerClient(server.grpc_url)
+                while time.monotonic() < stop:
+                    client.async_infer(model, [request()], callback=lambda *args, **kwargs: None)
+                    time.sleep(every)
+
             threads = [threading.Thread(target=caller) for _ in range(16)]
+            threads += [threading.Thread(target=heartbeat)] if heartbeat_s else []
             for thread in threads:
                 thread.start()
             for thread in threads:
                 thread.join()
             ms = np.array(latencies) * 1e3
             print(f"{name}: {len(ms)} requests, p50 {np.median(ms):.1f} ms, p99 {np.percentile(ms, 99):.1f} ms, "
-                  f"max {ms.max():.1f} ms, over 300 ms: {(ms > 300).sum()}", flush=True)  # fmt: skip
+                  f"max {ms.max():.1f} ms, 450-650 ms: {((ms > 450) & (ms < 650)).sum()}", flush=True)  # fmt: skip
 
 
 def perf_variants(
@@ -101,10 +136,10 @@ def instances() -> None:
     common = dict(precision="bf16", instance_kind="cpu")
     perf_variants(
         {
-            "1 instance x 2 threads": ServingConfig(model_name="one", **common),
-            "2 instances x 1 thread, max_queue_size 128": ServingConfig(
-                model_name="two", instance_count=2, cpu_threads=1, max_queue_size=128, **common
+            "1 instance x 2 threads, no queue policy": ServingConfig(
+                model_name="one", instance_count=1, **UNBOUNDED, **common
             ),
+            "2 instances x 1 thread, the default queue policy": ServingConfig(model_name="two", **common),
         },
         loads=(16, 64, 1),
     )
@@ -112,8 +147,10 @@ def instances() -> None:
 
 def c1_latency() -> None:
     variants = {
-        "queue delay 500 us": ServingConfig(model_name="d500", instance_kind="cpu"),
-        "queue delay 100 us": ServingConfig(model_name="d100", instance_kind="cpu", max_queue_delay_us=100),
+        "queue delay 500 us": ServingConfig(model_name="d500", instance_kind="cpu", instance_count=1, **UNBOUNDED),
+        "queue delay 100 us": ServingConfig(
+            model_name="d100", instance_kind="cpu", instance_count=1, max_queue_delay_us=100, **UNBOUNDED
+        ),
     }
     for env in ({}, {"OMP_WAIT_POLICY": "PASSIVE"}):
         perf_variants(variants, loads=(1,), env=env)

@@ -27,9 +27,11 @@ import argparse
 import asyncio
 import json
 import random
+import re
 import sys
 import tempfile
 import time
+import urllib.request
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -72,6 +74,10 @@ class Figures:
     sent: int = 0
     answered: int = 0
     rejected: int = 0
+    # Of ``rejected``: refused because the queue was full (the rest waited their queue timeout).
+    queue_full: int = 0
+    # Past the caller's deadline (``--deadline-s``) before an answer came.
+    expired: int = 0
     wrong: int = 0
     errors: int = 0
     error_messages: dict[str, int] = field(default_factory=dict)
@@ -84,6 +90,8 @@ class Figures:
     rss_end_mib: float | None = None
     rss_peak_mib: float | None = None
     rss_growth_pct: float | None = None
+    # Deadline runs: the server's counters over the run (requests it never computed, and why).
+    server: dict = field(default_factory=dict)
 
     def line(self) -> str:
         def ms(value):
@@ -100,6 +108,8 @@ class Figures:
                 f"; RSS after warm-up {self.rss_after_warmup_mib:.0f} MiB, end {self.rss_end_mib:.0f} MiB "
                 f"(growth {self.rss_growth_pct:+.2f} %), peak {self.rss_peak_mib:.0f} MiB"
             )
+        if self.expired or self.server:
+            text += f"; expired {self.expired}; server {self.server}"
         if self.error_messages:
             text += f"; error messages: {self.error_messages}"
         return text
@@ -119,8 +129,9 @@ def rss_mib(pid: int) -> float:
 
 
 class Recorder:
-    def __init__(self, name: str, workload: Workload):
+    def __init__(self, name: str, workload: Workload, deadline_s: float | None = None):
         self.workload = workload
+        self.deadline_s = deadline_s
         self.figures = Figures(name)
         self.answered_s: list[float] = []
         self.rejected_s: list[float] = []
@@ -141,7 +152,10 @@ class Recorder:
         status = str(error.status()) if isinstance(error, InferenceServerException) else type(error).__name__
         if status.endswith("UNAVAILABLE") and any(phrase in (message or "") for phrase in REJECT_PHRASES):
             figures.rejected += 1
+            figures.queue_full += REJECT_PHRASES[0] in message
             self.rejected_s.append(seconds)
+        elif self.deadline_s is not None and isinstance(error, asyncio.TimeoutError):
+            figures.expired += 1
         else:
             figures.errors += 1
             self.messages[f"{status}: {(message or '')[:120]}"] += 1
@@ -170,20 +184,24 @@ class LoadClient:
         self.timeout_s = timeout_s
         self.outputs = [grpcclient.InferRequestedOutput("logits")]
 
-    async def infer(self, ids: np.ndarray) -> np.ndarray:
+    async def infer(self, ids: np.ndarray, deadline_s: float | None = None) -> np.ndarray:
         request = grpcclient.InferInput("input_ids", list(ids.shape), "INT64")
         request.set_data_from_numpy(ids)
         # The deadline is asyncio's, not gRPC's: tritonclient.grpc.aio with client_timeout set delays
-        # ~5 % of calls by 500 ms on this machine (measured; see RELIABILITY.md).
+        # ~5 % of calls by 500 ms on this machine (measured; see RELIABILITY.md). Cancelling the
+        # awaiting task cancels the call, which the server sees. A deadline also goes as Triton's
+        # request ``timeout`` (microseconds), as the client library sends it.
+        timeout_us = None if deadline_s is None else int(deadline_s * 1e6)
         result = await asyncio.wait_for(
-            self.client.infer(self.model, [request], outputs=self.outputs), timeout=self.timeout_s
+            self.client.infer(self.model, [request], outputs=self.outputs, timeout=timeout_us),
+            timeout=deadline_s or self.timeout_s,
         )
         return result.as_numpy("logits")
 
     async def timed(self, recorder: Recorder, index: int) -> None:
         started = time.perf_counter()
         try:
-            logits, error = await self.infer(recorder.workload.ids[index]), None
+            logits, error = await self.infer(recorder.workload.ids[index], recorder.deadline_s), None
         except Exception as raised:  # every failure is a figure, none may stop the run
             logits, error = None, raised
         recorder.record(index, logits, error, time.perf_counter() - started)
@@ -215,10 +233,15 @@ async def closed_loop(
 
 
 async def open_loop(
-    client: LoadClient, workload: Workload, rate: float, duration_s: float, name: str = "open"
+    client: LoadClient,
+    workload: Workload,
+    rate: float,
+    duration_s: float,
+    name: str = "open",
+    deadline_s: float | None = None,
 ) -> Figures:
     """Requests sent at ``rate`` per second (Poisson arrivals) whether or not earlier ones were answered."""
-    recorder = Recorder(name, workload)
+    recorder = Recorder(name, workload, deadline_s)
     rng = random.Random(1)
     tasks, started = [], time.perf_counter()
     next_at = started
@@ -245,6 +268,53 @@ async def with_memory(run, pid: int | None, warmup) -> Figures:
     end = rss_mib(pid)
     figures.rss_after_warmup_mib, figures.rss_end_mib, figures.rss_peak_mib = baseline, end, max(peak, end)
     figures.rss_growth_pct = (end / baseline - 1) * 100
+    return figures
+
+
+SERVER_COUNTERS = ("nv_inference_request_success", "nv_inference_request_failure", "clf_requests_dropped_total")
+
+
+def server_counters(metrics_url: str, model: str) -> dict[str, float]:
+    """The model's request counters (Prometheus text): ``{name or name:reason: value}``."""
+    with urllib.request.urlopen(metrics_url, timeout=10) as response:
+        text = response.read().decode()
+    counters: dict[str, float] = {}
+    for name, labels, value in re.findall(r"^(\w+)\{(.*)\} ([0-9.e+]+)$", text, flags=re.M):
+        if name in (*SERVER_COUNTERS, "nv_inference_pending_request_count") and f'model="{model}"' in labels:
+            reason = re.search(r'reason="(\w+)"', labels)
+            key = f"{name}:{reason.group(1)}" if reason else name
+            counters[key] = counters.get(key, 0.0) + float(value)
+    return counters
+
+
+async def deadline_run(client: LoadClient, workload: Workload, rate: float, args) -> Figures:
+    """Open loop at ``rate`` with every request's deadline ``args.deadline_s``: of the requests whose
+    deadline passed, how many the server never computed (its counters, before and after)."""
+    before = server_counters(args.metrics_url, args.model)
+    name = f"open loop {rate:.1f}/s, {args.deadline_s:g} s deadline"
+    figures = await open_loop(client, workload, rate, args.duration_s, name=name, deadline_s=args.deadline_s)
+    # The server drops a request whose call ended when it next looks at it: let its queue drain.
+    for _ in range(120):
+        if not server_counters(args.metrics_url, args.model).get("nv_inference_pending_request_count"):
+            break
+        await asyncio.sleep(0.5)
+    await asyncio.sleep(2.0)
+    after = server_counters(args.metrics_url, args.model)
+    delta = {key: after.get(key, 0.0) - before.get(key, 0.0) for key in after}
+    dropped = sum(v for k, v in delta.items() if k.startswith("clf_requests_dropped_total"))
+    cancelled = delta.get("nv_inference_request_failure:CANCELED", 0.0)
+    # REJECTED counts full-queue refusals (never expired) and queue timeouts (expired).
+    timed_out = delta.get("nv_inference_request_failure:REJECTED", 0.0) - figures.queue_full
+    expired = figures.expired + (figures.rejected - figures.queue_full)
+    never_computed = cancelled + timed_out + dropped
+    figures.server = {
+        "computed (success)": delta.get("nv_inference_request_success", 0.0),
+        "cancelled in queue": cancelled,
+        "timed out in queue": timed_out,
+        "dropped by model.py": dropped,
+        "expired (client)": expired,
+        "expired never computed %": round(100 * never_computed / expired, 1) if expired else None,
+    }
     return figures
 
 
@@ -290,6 +360,10 @@ async def run(args) -> dict:
         )
         print(opened.line(), flush=True)
         report["closed_loop"], report["open_loop"] = asdict(closed), asdict(opened)
+        if args.deadline_s is not None and args.metrics_url:
+            deadline = await deadline_run(client, workload, 2 * rate, args)
+            print(deadline.line(), flush=True)
+            report["deadline_open_loop"] = asdict(deadline)
         return report
     finally:
         await client.close()
@@ -312,6 +386,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration-s", type=float, default=180.0, help="seconds of each overload run")
     parser.add_argument("--warmup-s", type=float, default=20.0, help="seconds at the same load before measuring")
     parser.add_argument("--client-timeout-s", type=float, default=30.0)
+    parser.add_argument(
+        "--deadline-s",
+        type=float,
+        help="then an open loop at 2 × the saturation rate with this deadline per request (needs --metrics-url)",
+    )
+    parser.add_argument("--metrics-url", help="the server's Prometheus metrics (set by --launch)")
     parser.add_argument("--json", type=Path, help="write the figures here too")
     args = parser.parse_args(argv)
     args.tokenizer = args.tokenizer or args.checkpoint
@@ -322,11 +402,11 @@ def main(argv: list[str] | None = None) -> int:
         from launch import LocalServer
 
         repository = Path(tempfile.mkdtemp(prefix="load-test-repository-"))
-        # The overload-protected profile (RELIABILITY.md): two instances and a bounded queue.
-        write_model(args.checkpoint, repository, ServingConfig(instance_count=2, cpu_threads=1, max_queue_size=128))
+        # The defaults users run (RELIABILITY.md §2): two instances and a bounded queue.
+        write_model(args.checkpoint, repository, ServingConfig())
         options = options_on_free_ports(repository)
         server = LocalServer(options).start(timeout_s=600)
-        args.url, args.server_pid = server.grpc_url, server.process.pid
+        args.url, args.server_pid, args.metrics_url = server.grpc_url, server.process.pid, server.metrics_url
         print(f"server pid {args.server_pid} on {args.url} (log {server.log_path})", flush=True)
     try:
         report = asyncio.run(run(args))

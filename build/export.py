@@ -73,7 +73,10 @@ class ServingConfig(ServingKnobs):
     # Short: at low load a request must not wait for company (p50 at concurrency 1), and at
     # high load requests queue behind the running forward anyway, so batches fill regardless.
     max_queue_delay_us: int = knob(500, "the dynamic batcher's max_queue_delay_microseconds", minimum=0)
-    instance_count: int = knob(1, "instances of the token model", minimum=1, flag="--instances")
+    # Two: a bounded queue needs a second instance on Triton 2.51 (see max_queue_size); on a GPU both
+    # share the device (one forward runs while the other's batch is prepared); on a CPU each gets half
+    # the cores (cpu_threads 0).
+    instance_count: int = knob(2, "instances of the token model", minimum=1, flag="--instances")
     instance_kind: str = knob(
         "auto",
         "auto: GPU where Triton sees one, else CPU (the same repository loads on both)",
@@ -81,17 +84,23 @@ class ServingConfig(ServingKnobs):
         flag="--kind",
     )
     # Off only for the benchmark's naive baseline.
-    dynamic_batching: bool = knob(True, "batch requests dynamically (off: one request per execute)")
-    # Overload (see RELIABILITY.md): at most this many requests wait in the dynamic batcher's queue;
+    dynamic_batching: bool = knob(
+        True, "batch requests dynamically (off: one request per execute, and no queue policy)"
+    )
+    # Overload (RELIABILITY.md §2): at most this many requests wait in the dynamic batcher's queue;
     # the next one is refused at once with UNAVAILABLE "Exceeds maximum queue size" instead of
-    # waiting without bound. Off by default: on Triton 2.51 any queue policy on a model with ONE
-    # instance stalls the batcher ~500 ms at a time under concurrent load (measured: p99 520 ms
-    # instead of 17 ms, a fifth of the throughput); with two or more instances it does not. The
-    # overload-protected profile is `--instances 2 --cpu-threads 1 --max-queue-size 128`.
-    max_queue_size: int = knob(0, "requests that may wait in the queue; 0: unbounded", minimum=0)
-    # A request that waited this long in the queue is refused (timeout_action REJECT) rather than
-    # served late; a request may ask for a shorter timeout (allow_timeout_override).
-    queue_timeout_us: int = knob(0, "queue time after which a request is refused; 0: no timeout", minimum=0)
+    # waiting without bound. 64: one full batch waits while the instances run theirs, so 64 closed-loop
+    # callers are never refused, and an open-loop overload waits ~1 s on this 2-core CPU; scale it with
+    # throughput (≈ requests/s × acceptable wait). Any queue policy turns off Triton's payload
+    # prefetching, and then ONE instance stalls ~500 ms at a time (a missed wake-up): two or more
+    # instances are required (check_config).
+    max_queue_size: int = knob(64, "requests that may wait in the queue; 0: unbounded", minimum=0)
+    # A request that waited this long in the queue is refused (UNAVAILABLE "Request timeout expired")
+    # rather than served late. Non-zero also makes Triton honour a request's own, shorter ``timeout``
+    # (the client library sends its deadline): with 0 Triton ignores request timeouts.
+    queue_timeout_us: int = knob(
+        10_000_000, "queue time after which a request is refused (requests may ask for less); 0: none", minimum=0
+    )
 
 
 @dataclass(frozen=True)
@@ -110,13 +119,46 @@ class TextModelConfig(TokenizeOptions):
     # Two CPU instances: while one awaits the token model's answer, the other tokenizes the
     # next batch, so the token model's queue never runs dry for want of tokens.
     instance_count: int = knob(2, "CPU instances of the raw-text model", minimum=1, flag="--text-instances")
+    # Its queue is bounded like the token model's (two instances, so no stall); a full one refuses
+    # at once with UNAVAILABLE, and so does a full token model's queue, passed through BLS.
+    max_queue_size: int = knob(
+        128, "text requests that may wait in the raw-text model's queue; 0: unbounded", minimum=0,
+        flag="--text-max-queue-size",
+    )  # fmt: skip
+    queue_timeout_us: int = knob(
+        10_000_000, "queue time after which a text request is refused; 0: none", minimum=0,
+        flag="--text-queue-timeout-us",
+    )  # fmt: skip
 
 
 def check_config(serving: ServingConfig) -> None:
     """``ConfigError`` for what the token model would refuse at load, or Triton would silently ignore."""
     check_settings(serving, serving.instance_kind)  # every knob's value, and the combinations
-    if not serving.dynamic_batching and (serving.max_queue_size or serving.queue_timeout_us):
-        raise ConfigError("max_queue_size and queue_timeout_us are queue policies of dynamic batching; keep it on")
+    check_queue_policy(serving, "")
+
+
+def check_queue_policy(config, prefix: str) -> None:
+    """A queue policy needs two instances or more on Triton 2.51 (and in the 25.10 container)."""
+    if not (config.max_queue_size or config.queue_timeout_us) or not getattr(config, "dynamic_batching", True):
+        return  # no queue policy (without dynamic batching there is no queue to bound)
+    if config.instance_count < 2:
+        raise ConfigError(
+            f"a queue policy (--{prefix}max-queue-size, --{prefix}queue-timeout-us) on one instance stalls Triton's "
+            "dynamic batcher ~500 ms at a time (it turns off payload prefetching; RELIABILITY.md §2): use "
+            f"--{prefix}instances 2 or more, or set both to 0 (an unbounded queue)"
+        )
+
+
+def queue_policy(batching: mc.ModelDynamicBatching, max_queue_size: int, timeout_us: int) -> None:
+    """Bound ``batching``'s queue: refuse (UNAVAILABLE) past ``max_queue_size`` waiting or ``timeout_us`` waited."""
+    if not (max_queue_size or timeout_us):
+        return
+    policy = batching.default_queue_policy
+    policy.timeout_action = mc.ModelQueuePolicy.REJECT
+    policy.max_queue_size = max_queue_size
+    policy.default_timeout_microseconds = timeout_us
+    # A request's own timeout counts when shorter than the default (and only when one is set).
+    policy.allow_timeout_override = True
 
 
 def resolve_checkpoint(checkpoint: str) -> Path:
@@ -156,12 +198,7 @@ def model_config(facts: dict, serving: ServingConfig) -> mc.ModelConfig:
         config.output.add(name=name, data_type=mc.TYPE_FP32, dims=[facts["num_labels"]], label_filename=LABELS_FILE)
     if serving.dynamic_batching:
         config.dynamic_batching.max_queue_delay_microseconds = serving.max_queue_delay_us
-        if serving.max_queue_size or serving.queue_timeout_us:
-            policy = config.dynamic_batching.default_queue_policy
-            policy.timeout_action = mc.ModelQueuePolicy.REJECT
-            policy.max_queue_size = serving.max_queue_size
-            policy.default_timeout_microseconds = serving.queue_timeout_us
-            policy.allow_timeout_override = True
+        queue_policy(config.dynamic_batching, serving.max_queue_size, serving.queue_timeout_us)
     config.instance_group.add(count=serving.instance_count, kind=KINDS[serving.instance_kind])
     # Warm the shapes that matter: one short text, and a full batch of long ones.
     for name, batch, length in (("short_text", 1, 16), ("long_batch", 8, 128)):
@@ -213,6 +250,7 @@ def text_model_config(facts: dict, serving: ServingConfig, text: TextModelConfig
         config.output.add(name=name, data_type=mc.TYPE_FP32, dims=[facts["num_labels"]], label_filename=LABELS_FILE)
     config.output.add(name="label", data_type=mc.TYPE_STRING, dims=[1])
     config.dynamic_batching.max_queue_delay_microseconds = text.max_queue_delay_us
+    queue_policy(config.dynamic_batching, text.max_queue_size, text.queue_timeout_us)
     # Tokenization is CPU work wherever the token model runs.
     config.instance_group.add(count=text.instance_count, kind=mc.ModelInstanceGroup.KIND_CPU)
     # No model_warmup: Triton refuses inference (BLS included) until the server is ready, so a
@@ -236,6 +274,7 @@ def write_text_model(
     """The raw-text model beside the token model ``serving.model_name`` (written by ``write_model``)."""
     text = text or TextModelConfig()
     check_knobs(text)
+    check_queue_policy(text, "text-")
     facts = checkpoint_facts(checkpoint)
     model_dir = repository / text.model_name
     version_dir = model_dir / "1"
@@ -306,6 +345,7 @@ def main(argv: list[str] | None = None) -> None:
     try:  # refuse what would only fail at load, before downloading anything
         check_config(serving)
         check_knobs(text)
+        check_queue_policy(text, "text-")
     except ConfigError as error:
         parser.error(str(error))
     checkpoint = resolve_checkpoint(args.checkpoint)

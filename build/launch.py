@@ -64,7 +64,14 @@ def options_on_free_ports(model_repository, **options) -> ServerOptions:
     return ServerOptions(model_repository=str(model_repository), **ports, **options)
 
 
+# A folder laid out like the wheel's site-packages (pytriton/tritonserver/..., nvidia_pytriton.libs/)
+# used instead of the installed wheel: the trimmed copy benchmarks/gpu_bundle.py ships to a GPU machine.
+SERVER_HOME_ENV = "TRITONSERVER_HOME"
+
+
 def pytriton_root() -> Path:
+    if home := os.environ.get(SERVER_HOME_ENV):
+        return Path(home) / "pytriton"
     spec = importlib.util.find_spec("pytriton")
     if spec is None or not spec.submodule_search_locations:
         raise ServerStartError(
@@ -104,6 +111,10 @@ def server_environment() -> dict[str, str]:
 
 
 STUB_NAME = "triton_python_backend_stub"
+# The stub's shared memory with the server: /dev/shm/<prefix><uuid>, named on the stub's command line.
+SHM_REGION_PREFIX = "triton_python_backend_shm_region_"
+# What a stopping tritonserver logs once no inference is in flight (core src/server.cc, 2.51 to 2.62).
+IN_FLIGHT_DONE = b"Found 0 model versions that have in-flight inferences"
 
 
 def child_processes(pid: int) -> list[tuple[int, str, str]]:
@@ -134,6 +145,7 @@ class LocalServer:
         self.process: subprocess.Popen | None = None
         # Python-backend stubs running when the server became ready (one per model instance).
         self.ready_stubs: int = 0
+        self._shm_regions: set[str] = set()
 
     @property
     def grpc_url(self) -> str:
@@ -175,6 +187,7 @@ class LocalServer:
                 raise ServerStartError(f"tritonserver exited with {self.process.returncode}:\n{self.log_tail()}")
             if self.is_ready():
                 self.ready_stubs = len(self.live_stubs())
+                self._shm_regions = self.stub_shm_regions()
                 return
             time.sleep(0.25)
         self.stop()
@@ -185,6 +198,18 @@ class LocalServer:
         if self.process is None or self.process.poll() is not None:
             return []
         return [pid for pid, state, cmd in child_processes(self.process.pid) if STUB_NAME in cmd and state != "Z"]
+
+    def stub_shm_regions(self) -> set[str]:
+        """Names of the shared-memory regions (``/dev/shm``) of this server's stubs, from their command lines."""
+        if self.process is None:
+            return set()
+        return {
+            word
+            for _, _, cmd in child_processes(self.process.pid)
+            if STUB_NAME in cmd
+            for word in cmd.split()
+            if word.startswith(SHM_REGION_PREFIX)
+        }
 
     def stubs_healthy(self) -> bool:
         """False once a stub has died. Triton 2.51 neither restarts it nor marks its model unready:
@@ -211,8 +236,35 @@ class LocalServer:
         # Stubs are in the server's process group; none may outlive it.
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
+        # A server killed (or a model that never unloaded, its stub dead) leaves its stubs' regions behind.
+        for region in self._shm_regions:
+            with contextlib.suppress(OSError):
+                (Path("/dev/shm") / region).unlink()
         shutil.rmtree(self._workdir / "backends", ignore_errors=True)
         return self.process.returncode
+
+    def stop_after_in_flight(self, grace_s: float) -> int | None:
+        """Stop a server one of whose stubs died: SIGTERM, then kill it as soon as no inference is in flight.
+
+        Such a server never exits before its exit timeout (the dead stub's model does not unload), but
+        Triton logs when no model has in-flight inferences any more: waiting longer serves no caller.
+        ``grace_s`` bounds the wait for in-flight inferences of the healthy models.
+        """
+        if self.process is None or self.process.poll() is not None:
+            return self.stop()
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        self.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        while self.process.poll() is None and time.monotonic() < deadline:
+            with contextlib.suppress(OSError), open(self.log_path, "rb") as log:
+                log.seek(offset)
+                if IN_FLIGHT_DONE in log.read():
+                    break
+            time.sleep(0.1)
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        return self.stop()
 
     def __enter__(self) -> LocalServer:
         return self.start()
@@ -229,6 +281,13 @@ def main(argv: list[str] | None = None) -> int:
         "--no-restart-on-stub-death",
         action="store_true",
         help="do not restart tritonserver when a Python-backend stub dies (Triton itself does not recover it)",
+    )
+    parser.add_argument(
+        "--restart-grace-s",
+        type=float,
+        default=5.0,
+        help="after a stub died: at most this long for the in-flight inferences of the healthy models, then the "
+        "server is killed and started again (by itself it waits --exit-timeout-s: the dead model never unloads)",
     )
     parser.add_argument(
         "--unrestricted",
@@ -279,10 +338,12 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         while server.process.poll() is None:
-            time.sleep(1.0)
+            # Every request routed to a dead stub fails until the restart: notice it fast.
+            time.sleep(0.25)
             if not args.no_restart_on_stub_death and server.process.poll() is None and not server.stubs_healthy():
                 print("a Python-backend stub died: restarting tritonserver (in-flight requests finish)", flush=True)
-                print(f"tritonserver stopped (exit code {server.stop()})", flush=True)
+                code = server.stop_after_in_flight(args.restart_grace_s)
+                print(f"tritonserver stopped (exit code {code})", flush=True)
                 server.start(timeout_s=args.startup_timeout_s)
                 print(f"ready again: gRPC {server.grpc_url}  HTTP {server.http_url}", flush=True)
         print(f"tritonserver exited with {server.process.returncode}:\n{server.log_tail()}", file=sys.stderr)

@@ -57,6 +57,9 @@ def server_flags(options: ServerOptions) -> list[str]:
         # Ready means every model loaded; a model that fails to load keeps the server unready.
         "--strict-readiness=true",
         "--exit-on-error=true",
+        # config.pbtxt is complete (build/export.py writes every field): without this the Python backend
+        # starts one extra stub per model at load only to echo it back, seconds of every (re)start.
+        "--disable-auto-complete-config",
         f"--exit-timeout-secs={options.exit_timeout_s}",
         f"--grpc-port={options.grpc_port}",
         f"--http-port={options.http_port}",

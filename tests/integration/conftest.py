@@ -23,9 +23,10 @@ def model_repository(tmp_path_factory, tiny_checkpoints) -> Path:
     for problem_type, name in MODELS.items():
         # One thread each: three models share two cores with the tests themselves.
         write_model(tiny_checkpoints[problem_type], repository, ServingConfig(model_name=name, cpu_threads=1))
-    # The raw-text model over the single-label one (one instance: two cores).
+    # The raw-text model over the single-label one (one instance: two cores; so no queue policy,
+    # which needs two instances on Triton 2.51).
     single = "single_label_classification"
-    text_model = TextModelConfig(instance_count=1)
+    text_model = TextModelConfig(instance_count=1, max_queue_size=0, queue_timeout_us=0)
     write_text_model(tiny_checkpoints[single], repository, ServingConfig(model_name=MODELS[single]), text_model)
     return repository
 

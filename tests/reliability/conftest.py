@@ -1,7 +1,7 @@
 """A server with the launcher's security defaults, for the reliability tests.
 
 Restricted protocol groups (a generated admin key), gRPC over TLS with a self-signed certificate
-generated here, the product's queue policy on the token model, the raw-text model beside it, and
+generated here, the product's default models (token and raw-text), and
 ``overload_probe``: the same tiny model with a queue of 8, so that a short test can overflow it.
 Figures the tests measure are collected in ``traffic.FIGURES`` and printed at the end of the run.
 """
@@ -35,10 +35,10 @@ def tls_files(tmp_path_factory) -> tuple[Path, Path]:
 def reliability_repository(tmp_path_factory, tiny_checkpoints) -> Path:
     repository = tmp_path_factory.mktemp("reliability_repository")
     checkpoint = tiny_checkpoints["single_label_classification"]
-    # The overload-protected profile (RELIABILITY.md): a bounded queue needs two instances on Triton 2.51.
-    write_model(checkpoint, repository, ServingConfig(cpu_threads=1, instance_count=2, max_queue_size=128))
-    write_model(checkpoint, repository, ServingConfig(model_name=PROBE, cpu_threads=1, max_queue_size=PROBE_QUEUE))
-    write_text_model(checkpoint, repository, ServingConfig(), TextModelConfig(instance_count=1))
+    # The product's defaults (RELIABILITY.md §2): two instances, a bounded queue, request timeouts honoured.
+    write_model(checkpoint, repository, ServingConfig())
+    write_model(checkpoint, repository, ServingConfig(model_name=PROBE, max_queue_size=PROBE_QUEUE))
+    write_text_model(checkpoint, repository, ServingConfig(), TextModelConfig())
     return repository
 
 

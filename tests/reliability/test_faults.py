@@ -1,5 +1,5 @@
-"""Faults under load: SIGTERM loses no in-flight request; a killed Python-backend stub is reported
-clearly, recovered by the launcher's restart, and bridged by the client's retries.
+"""Faults under load: SIGTERM loses no in-flight request; a killed Python-backend stub is recovered by
+the launcher's restart, reported clearly to raw callers, and ridden through by the client's retries.
 
 Each test starts a server of its own on the tiny checkpoint: these tests stop or break it.
 """
@@ -21,14 +21,7 @@ import tritonclient.grpc as grpcclient
 from traffic import FIGURES, MODEL, Case, send_all, tensor
 from tritonclient.utils import InferenceServerException
 
-from distilbert_client import (
-    Classifier,
-    ClassifierError,
-    ModelNotReadyError,
-    RetryPolicy,
-    ServerError,
-    ServerUnavailableError,
-)
+from distilbert_client import Classifier, ClassifierError, RetryPolicy, ServerError
 from export import ServingConfig, write_model
 from helpers import reference_logits, token_ids
 from launch import STUB_NAME, LocalServer, child_processes, free_port, options_on_free_ports
@@ -40,7 +33,9 @@ NOT_HEALTHY = "is not healthy"
 @pytest.fixture(scope="module")
 def small_repository(tmp_path_factory, tiny_checkpoints) -> Path:
     repository = tmp_path_factory.mktemp("faults_repository")
-    write_model(tiny_checkpoints["single_label_classification"], repository, ServingConfig(cpu_threads=1))
+    # The default export, but no queue timeout: on a busy machine 40 full batches may wait over 10 s,
+    # and the SIGTERM test counts every one of them answered.
+    write_model(tiny_checkpoints["single_label_classification"], repository, ServingConfig(queue_timeout_us=0))
     return repository
 
 
@@ -56,7 +51,7 @@ def test_sigterm_under_load_finishes_every_in_flight_request(small_repository, t
             sender = threading.Thread(target=lambda: answers.extend(send_all(client, cases, window=len(cases))))
             started = time.perf_counter()
             sender.start()
-            time.sleep(0.5)  # all 40 sent (they fit the queue of 128); a few answered, the rest queued or running
+            time.sleep(0.5)  # all 40 sent (they fit the queue of 64); a few answered, the rest queued or running
             server.process.send_signal(signal.SIGTERM)
             signalled = time.perf_counter() - started
             sender.join(timeout=120)
@@ -94,15 +89,17 @@ def stub_of(launcher: subprocess.Popen) -> tuple[int, int]:
     raise AssertionError("no tritonserver with a Python-backend stub under the launcher")
 
 
-def test_killed_stub_is_reported_clearly_restarted_by_the_launcher_and_retried_through_by_the_client(
-    small_repository, tiny_checkpoints
-):
+def test_killed_stub_is_restarted_by_the_launcher_and_ridden_through_by_the_client(small_repository, tiny_checkpoints):
+    """The default export (two instances) under the launcher's defaults (exit timeout 30 s): a stub SIGKILLed
+    under load. The launcher restarts the server without waiting out the exit timeout; library callers with
+    a 30 s deadline ride through on retries; a raw client sees only clear, retryable errors."""
     checkpoint = tiny_checkpoints["single_label_classification"]
     text = "The stub died and the service came back."
-    expected = reference_logits(checkpoint, token_ids(checkpoint, [text]))[0]
+    ids = token_ids(checkpoint, [text])
+    expected = reference_logits(checkpoint, ids)[0]
     grpc = free_port()
     command = [sys.executable, str(LAUNCHER), "--model-repository", str(small_repository), "--grpc-port", str(grpc)]
-    command += ["--http-port", str(free_port()), "--metrics-port", str(free_port()), "--exit-timeout-s", "3"]
+    command += ["--http-port", str(free_port()), "--metrics-port", str(free_port()), "--unrestricted"]
     launcher = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     events: dict[str, float] = {}
     lines: list[str] = []
@@ -110,7 +107,7 @@ def test_killed_stub_is_reported_clearly_restarted_by_the_launcher_and_retried_t
     def read_output():
         for line in launcher.stdout:
             lines.append(line)
-            for marker in ("ready:", "a Python-backend stub died", "ready again:"):
+            for marker in ("ready:", "a Python-backend stub died", "tritonserver stopped", "ready again:"):
                 if line.startswith(marker):
                     events.setdefault(marker, time.monotonic())
 
@@ -121,66 +118,92 @@ def test_killed_stub_is_reported_clearly_restarted_by_the_launcher_and_retried_t
         while "ready:" not in events:
             assert launcher.poll() is None and time.monotonic() - started < 240, "".join(lines)
             time.sleep(0.2)
-        retry = RetryPolicy(attempts=40, initial_backoff_s=0.1, max_backoff_s=0.5)
-        outcomes: list[tuple[float, float, str]] = []  # (start, end, "ok" or the error class)
+        retry = RetryPolicy(attempts=100, initial_backoff_s=0.1, max_backoff_s=0.5)
+        library: list[tuple[float, float, str]] = []  # (start, end, "ok" or the error class: message)
+        raw: list[tuple[float, float, str]] = []  # the same for a plain tritonclient caller
         stop = threading.Event()
 
         def classify_forever():
-            with Classifier(f"localhost:{grpc}", checkpoint, retry=retry, timeout_s=60) as classifier:
+            with Classifier(f"localhost:{grpc}", checkpoint, retry=retry, timeout_s=30) as classifier:
                 while not stop.is_set():
                     began = time.monotonic()
                     try:
                         result = classifier.classify(text)
                         assert np.abs(np.array(result.logits) - expected).max() <= 1e-4
-                        outcomes.append((began, time.monotonic(), "ok"))
+                        library.append((began, time.monotonic(), "ok"))
                     except ClassifierError as error:
-                        outcomes.append((began, time.monotonic(), f"{type(error).__name__}: {error.message}"))
+                        library.append((began, time.monotonic(), f"{type(error).__name__}: {error.message}"))
                         time.sleep(0.05)
 
-        callers = [threading.Thread(target=classify_forever) for _ in range(4)]
+        def infer_forever():
+            with grpcclient.InferenceServerClient(f"localhost:{grpc}") as client:
+                while not stop.is_set():
+                    began = time.monotonic()
+                    try:
+                        client.infer(MODEL, [tensor("input_ids", np.array(ids))], client_timeout=10)
+                        raw.append((began, time.monotonic(), "ok"))
+                    except InferenceServerException as error:
+                        raw.append((began, time.monotonic(), f"{error.status()} {error.message()}"))
+                        time.sleep(0.05)
+
+        callers = [threading.Thread(target=classify_forever) for _ in range(3)]
+        callers.append(threading.Thread(target=infer_forever))
         for caller in callers:
             caller.start()
         time.sleep(1.0)
         server_pid, stub = stub_of(launcher)
-        raw = grpcclient.InferenceServerClient(f"localhost:{grpc}")
         killed = time.monotonic()
         os.kill(stub, signal.SIGKILL)
-        # What a plain client sees before the launcher notices: a clear INTERNAL error, while Triton
-        # still calls the model ready.
-        with pytest.raises(InferenceServerException) as broken:
-            raw.infer(MODEL, [tensor("input_ids", np.array([[101, 2023, 102]]))])
-        raw_error = (str(broken.value.status()), broken.value.message())
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 180
         while "ready again:" not in events and time.monotonic() < deadline:
             time.sleep(0.2)
         assert "ready again:" in events, "".join(lines)
-        time.sleep(2.0)
+        # Until every caller has been answered again: a gRPC channel that failed to connect for a while
+        # reconnects only after its backoff, seconds after the server is back.
+        recovered = time.monotonic() + 60
+        while time.monotonic() < recovered and not all(
+            calls and calls[-1][2] == "ok" and calls[-1][0] > events["ready again:"] for calls in (library, raw)
+        ):
+            time.sleep(0.2)
+        time.sleep(1.0)
         stop.set()
         for caller in callers:
             caller.join(timeout=90)
-        raw.close()
-        recovered = events["ready again:"]
-        bridged = [o for o in outcomes if o[2] == "ok" and killed < o[0] < recovered < o[1]]
-        errors = [o[2] for o in outcomes if o[2] != "ok"]
+        raw_failures = [o for o in raw if o[2] != "ok" and o[1] > killed]
+        first_failure = min((o[1] for o in raw_failures), default=None)
+        first_success = min(
+            (o[1] for o in raw if o[2] == "ok" and first_failure and o[1] > first_failure), default=None
+        )
+        library_failures = [o[2] for o in library if o[2] != "ok"]
         FIGURES["stub killed under load"] = {
-            "raw client saw": f"{raw_error[0]} {raw_error[1]!r}",
             "restart noticed s": round(events["a Python-backend stub died"] - killed, 1),
-            "serving again s": round(recovered - killed, 1),
-            "client calls": len(outcomes),
-            "ok": sum(1 for o in outcomes if o[2] == "ok"),
-            "ok through the restart (retried)": len(bridged),
-            "clear errors": dict(Counter(e.split(":")[0] for e in errors)),
+            "server stopped s": round(events["tritonserver stopped"] - killed, 1),
+            "serving again s": round(events["ready again:"] - killed, 1),
+            "raw outage (first failure to first success) s": (
+                round(first_success - first_failure, 1) if first_success and first_failure else None
+            ),
+            "raw errors": dict(Counter(o[2].split(" ")[0] for o in raw_failures)),
+            "raw answered again after ready s": round(
+                min(o[1] for o in raw if o[2] == "ok" and o[0] > events["ready again:"]) - events["ready again:"], 1
+            ),
+            "library calls": len(library),
+            "library calls failed": len(library_failures),
+            "library calls ok through the restart": sum(
+                1 for o in library if o[2] == "ok" and o[0] < events["ready again:"] < o[1]
+            ),
         }
-        assert raw_error[0].endswith("INTERNAL") and NOT_HEALTHY in raw_error[1]
-        assert bridged, f"no call was retried through the restart: {outcomes}"
-        for error in errors:
-            # Before the restart: the model's clear error (INTERNAL, not retried: not transient in
-            # general). While the server stops: the model is unloaded ("no available versions").
-            # While it starts: unavailability that outlived the retries. Nothing else.
-            kind = error.split(":")[0]
-            assert kind in (ServerError.__name__, ModelNotReadyError.__name__, ServerUnavailableError.__name__), error
-            assert kind != ServerError.__name__ or NOT_HEALTHY in error, error
-        assert outcomes[-1][2] == "ok"
+        # What a raw caller may see: the dead stub's clear INTERNAL error (until the launcher notices),
+        # the stopping server's UNAVAILABLE, and UNAVAILABLE while nothing listens. All clear, none hangs.
+        for failure in raw_failures:
+            status = failure[2].split(" ")[0]
+            assert status.endswith(("UNAVAILABLE", "INTERNAL", "NOT_FOUND")), failure
+            assert not status.endswith("INTERNAL") or NOT_HEALTHY in failure[2], failure
+        # The launcher does not wait out the exit timeout (30 s): the dead model never unloads.
+        assert events["tritonserver stopped"] - killed < 10
+        for error in library_failures:
+            # A dead stub's INTERNAL is a ServerError; retrying it is the client's choice (RELIABILITY.md §3).
+            assert error.startswith(ServerError.__name__) and NOT_HEALTHY in error, error
+        assert library[-1][2] == "ok" and raw[-1][2] == "ok"
         assert server_pid not in [pid for pid, _, _ in child_processes(launcher.pid)]
     finally:
         launcher.send_signal(signal.SIGTERM)

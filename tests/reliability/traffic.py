@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
+import urllib.request
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,6 +19,21 @@ PROBE_QUEUE = 8
 
 # test → figures (name → value), printed at the end of the run by conftest.pytest_terminal_summary.
 FIGURES: dict[str, dict[str, object]] = {}
+
+
+def metric_values(metrics_url: str, name: str, **labels: str) -> dict[str, float]:
+    """``{reason: value}`` of the Prometheus counter ``name`` whose labels include ``labels``."""
+    with urllib.request.urlopen(metrics_url, timeout=10) as response:
+        text = response.read().decode()
+    values: dict[str, float] = {}
+    for line in text.splitlines():
+        match = re.fullmatch(rf"{name}{{(.*)}} ([0-9.e+]+)", line)
+        if match is None:
+            continue
+        found = dict(re.findall(r'(\w+)="([^"]*)"', match.group(1)))
+        if all(found.get(k) == v for k, v in labels.items()):
+            values[found.get("reason", "")] = values.get(found.get("reason", ""), 0.0) + float(match.group(2))
+    return values
 
 
 def tensor(name: str, array: np.ndarray, dtype: str = "INT64") -> grpcclient.InferInput:
@@ -62,9 +79,17 @@ class Answer:
 
 
 def send_all(
-    client: grpcclient.InferenceServerClient, cases: list[Case], window: int, timeout_s: float = 120.0
+    client: grpcclient.InferenceServerClient,
+    cases: list[Case],
+    window: int,
+    timeout_s: float = 120.0,
+    deadline_s: float | None = None,
 ) -> list[Answer]:
-    """Send every case with at most ``window`` in flight; answers in the order of ``cases``."""
+    """Send every case with at most ``window`` in flight; answers in the order of ``cases``.
+
+    ``deadline_s``: each request's deadline, sent as the client library sends it: the gRPC deadline
+    (gRPC cancels the call when it passes) and Triton's request ``timeout`` (microseconds).
+    """
     answers: list[Answer | None] = [None] * len(cases)
     slots = threading.Semaphore(window)
     done = threading.Semaphore(0)
@@ -82,7 +107,8 @@ def send_all(
             case.inputs,
             outputs=[grpcclient.InferRequestedOutput(name) for name in case.outputs],
             parameters=case.parameters,
-            client_timeout=timeout_s,
+            client_timeout=deadline_s or timeout_s,
+            timeout=None if deadline_s is None else int(deadline_s * 1e6),
             callback=lambda result, error, index=index, started=started: callback(index, started, result, error),
         )
     for _ in cases:

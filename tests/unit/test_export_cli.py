@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from google.protobuf import json_format
+from tritonclient.grpc import model_config_pb2 as mc
 
 from clf_serving.knobs import ConfigError, knobs_of
 from clf_serving.settings import PRECISIONS, ServingKnobs, read_settings
@@ -79,7 +80,8 @@ def test_options_reach_the_model_through_the_parameters_export_writes():
         (["--precision", "int3"], "precision must be one of fp32, bf16, fp16"),
         (["--cpu-threads", "-1"], "cpu_threads must be at least 0"),
         (["--truncation-side", "middle"], "truncation_side must be one of right, left"),
-        (["--no-dynamic-batching", "--max-queue-size", "8"], "queue policies of dynamic batching"),
+        (["--instances", "1"], "on one instance stalls Triton's dynamic batcher"),
+        (["--text-instances", "1"], "--text-instances 2 or more"),
     ],
 )
 def test_export_refuses_what_the_model_would_refuse_at_load_before_writing(tmp_path, capsys, argv, phrase):
@@ -100,3 +102,22 @@ def test_write_model_refuses_a_config_the_model_would_refuse(tmp_path):
 def test_fp16_is_exported_for_instances_that_may_run_on_a_gpu(kind):
     args = build_parser().parse_args(["--checkpoint", "x", "--precision", "fp16", "--kind", kind])
     check_config(config_from(args, ServingConfig))  # auto: checked again at load, where Triton has placed it
+
+
+def test_default_queue_is_bounded_and_honours_request_timeouts():
+    policy = model_config(FACTS, ServingConfig()).dynamic_batching.default_queue_policy
+    assert policy.max_queue_size > 0 and policy.timeout_action == mc.ModelQueuePolicy.REJECT
+    # Triton applies a request's own timeout only when it is shorter than a non-zero default.
+    assert policy.allow_timeout_override and policy.default_timeout_microseconds > 0
+
+
+@pytest.mark.parametrize(
+    "serving",
+    [
+        ServingConfig(instance_count=1, max_queue_size=0, queue_timeout_us=0),
+        ServingConfig(instance_count=1, dynamic_batching=False),
+    ],
+)
+def test_one_instance_is_exported_without_a_queue_policy_when_asked_for(serving):
+    check_config(serving)
+    assert not model_config(FACTS, serving).dynamic_batching.HasField("default_queue_policy")

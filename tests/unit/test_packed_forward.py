@@ -60,3 +60,26 @@ def test_token_budget_splits_a_large_batch_without_changing_answers(checkpoint, 
     assert len(stats) > 3
     assert all(s.real_tokens <= 256 or s.rows == 1 for s in stats)
     assert np.abs(logits - reference_logits(checkpoint, [row.tolist() for row in ids])).max() <= 1e-5
+
+
+def test_packed_forward_plans_exact_lengths_as_on_a_gpu_with_the_same_logits(checkpoint, ids):
+    # On a GPU nothing is rounded up (no heap to protect), so more chunks run without a mask.
+    engine = ClassifierEngine.load(checkpoint, torch.device("cpu"), ServingSettings(forward_mode="packed"))
+    engine.packed.round_sizes = False
+    logits, stats = engine.classify([Sequence(row, None) for row in ids])
+    assert np.abs(logits - reference_logits(checkpoint, [row.tolist() for row in ids])).max() <= 1e-5
+    assert sum(s.padded_tokens for s in stats) == sum(len(row) for row in ids)
+
+
+# Operations that make the host wait for a GPU: boolean-mask indexing (nonzero) and reading a value back.
+HOST_WAITS = {"aten::nonzero", "aten::item", "aten::_local_scalar_dense", "aten::masked_select"}
+
+
+def test_packed_forward_runs_no_operation_that_would_wait_for_a_gpu(checkpoint, ids):
+    engine = ClassifierEngine.load(checkpoint, torch.device("cpu"), ServingSettings(forward_mode="packed"))
+    masks = [None] * len(ids)
+    masks[2] = np.ones(len(ids[2]), dtype=np.int64)
+    masks[2][1] = 0
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profile:
+        engine.packed.logits(ids, masks)
+    assert HOST_WAITS.isdisjoint(event.key for event in profile.key_averages())

@@ -59,6 +59,7 @@ def test_token_knobs_are_name_type_default_choices_and_doc_in_one_place():
         "forward_overhead_tokens",
         "attention_overhead_tokens",
         "max_forward_tokens",
+        "drop_cancelled",
     }
     assert knobs["precision"] == Knob(
         "precision", str, "fp32", knobs["precision"].doc, choices=tuple(PRECISIONS), minimum=None

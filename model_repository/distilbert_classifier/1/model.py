@@ -3,12 +3,17 @@
 One ``execute`` is one dynamic batch of requests, each ``[rows, length]`` token ids of
 its own length (``allow_ragged_batch``). The stages:
 
-    decode each request's tensors  →  validate them into rows  →  forward: one ``classify`` over
-    the rows of all valid requests, split back per request  →  encode one response per request
+    drop requests nobody waits for any more  →  decode each request's tensors  →  validate them
+    into rows  →  forward: one ``classify`` over the rows of all valid requests, split back per
+    request  →  encode one response per request
 
 Each stage keeps one entry per request, its data or the error that ends it, so a malformed
 request gets its own error response while the rest of the batch is served. The serving logic
 itself lives in ``clf_serving`` (importable and tested without Triton).
+
+A request whose caller cancelled it, or whose gRPC deadline passed (gRPC then cancels the call
+and Triton the request), is answered ``CANCELLED`` before the forward pass and counted in
+``clf_requests_dropped_total``: under overload that is the work to drop first.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import triton_python_backend_utils as pb_utils
 sys.path.insert(0, str(Path(__file__).parent))
 
 from clf_serving.batching import row_spans  # noqa: E402
+from clf_serving.deadlines import RowRate, chunk_rows, chunks  # noqa: E402
 from clf_serving.engine import ClassifierEngine, torch_threads  # noqa: E402
 from clf_serving.scores import scores_from_logits  # noqa: E402
 from clf_serving.settings import check_settings, cpu_instances, read_settings  # noqa: E402
@@ -32,6 +38,36 @@ from clf_serving.validation import InvalidRequest, validate_request  # noqa: E40
 
 def invalid_argument(message: str):
     code = getattr(pb_utils.TritonError, "INVALID_ARG", None)
+    return pb_utils.TritonError(message, code) if code is not None else pb_utils.TritonError(message)
+
+
+# Why a request was dropped before the forward pass (the ``reason`` label of clf_requests_dropped_total).
+DROP_REASONS = ("expired", "cancelled")
+
+
+def abandoned(request):
+    """``Dropped`` (answered CANCELLED) when nobody waits for ``request`` any more, else None.
+
+    Triton marks a request cancelled when its gRPC call is cancelled, which is also what gRPC does
+    when the call's deadline passes; a request that carried a ``timeout`` (the client library sends
+    its deadline as one) is counted as expired, any other as cancelled.
+    """
+    if not request.is_cancelled():
+        return None
+    reason = DROP_REASONS[0] if request.timeout() else DROP_REASONS[1]
+    return Dropped(f"request {reason} before its forward pass: its caller no longer waits for the answer", reason)
+
+
+class Dropped(Exception):
+    """A request answered CANCELLED before the forward pass, and why (one of ``DROP_REASONS``)."""
+
+    def __init__(self, message: str, reason: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+def cancelled(message: str):
+    code = getattr(pb_utils.TritonError, "CANCELLED", None)
     return pb_utils.TritonError(message, code) if code is not None else pb_utils.TritonError(message)
 
 
@@ -66,6 +102,14 @@ class ForwardMetrics:
             "clf_forward_attention_tokens_total", "Query positions computed in attention, padding included"
         )
         self.forward_us = counter("clf_forward_duration_us_total", "Time spent in forward passes, microseconds")
+        dropped = pb_utils.MetricFamily(
+            name="clf_requests_dropped_total",
+            description="Requests answered CANCELLED before the forward pass: their caller no longer waits. "
+            "reason expired: the request carried a timeout (a deadline), cancelled: it did not",
+            kind=pb_utils.MetricFamily.COUNTER,
+        )
+        self.families.append(dropped)
+        self.dropped = {reason: dropped.Metric(labels={**labels, "reason": reason}) for reason in DROP_REASONS}
 
     def record(self, stats, duration_us: float) -> None:
         for forward in stats:
@@ -82,27 +126,42 @@ class TritonPythonModel:
         self.model_config = json.loads(args["model_config"])
         self.settings = read_settings(self.model_config)
         check_settings(self.settings, args.get("model_instance_kind", "CPU"))
-        torch.set_num_threads(torch_threads(self.settings, cpu_instances(self.model_config)))
         self.device = instance_device(args)
+        torch.set_num_threads(torch_threads(self.settings, cpu_instances(self.model_config), self.device))
 
         version_dir = Path(args["model_repository"]) / args["model_version"]
         checkpoint = version_dir / self.settings.checkpoint
         self.engine = ClassifierEngine.load(checkpoint, self.device, self.settings)
         self.metrics = ForwardMetrics({"model": args["model_name"], "version": args["model_version"]})
+        self.rate = RowRate()
         pb_utils.Logger.log_info(
             f"{args['model_name']}: {self.engine.problem_type}, {self.engine.num_labels} labels, "
-            f"{self.settings.precision} on {self.device}, {torch.get_num_threads()} threads"
+            f"{self.settings.precision} on {self.device}, {torch.get_num_threads()} threads, "
+            f"{self.engine.packed.gemm_choice}"
         )
 
     def execute(self, requests):
         # Each stage keeps one entry per request: its data, or the error that ends it.
-        tensors = [self.decode(request) for request in requests]
+        wanted = [self.drop_abandoned(request) for request in requests]
+        tensors = [self.decode(entry) for entry in wanted]
         rows = [self.validate(entry) for entry in tensors]
-        outputs = self.forward(rows)
+        outputs = self.forward_in_time(requests, rows)
         return [self.encode(entry) for entry in outputs]
+
+    def drop_abandoned(self, request):
+        """The request, or ``Dropped`` when its caller no longer waits (cancelled, or past its deadline)."""
+        if not self.settings.drop_cancelled:
+            return request
+        dropped = abandoned(request)
+        if dropped is None:
+            return request
+        self.metrics.dropped[dropped.reason].increment(1)
+        return dropped
 
     def decode(self, request):
         """The request's ``input_ids`` and ``attention_mask`` (None when absent) arrays."""
+        if isinstance(request, Dropped):
+            return request
         ids = pb_utils.get_input_tensor_by_name(request, "input_ids")
         if ids is None:
             return InvalidRequest("input_ids is required")
@@ -111,12 +170,29 @@ class TritonPythonModel:
 
     def validate(self, tensors):
         """The request's rows, checked and trimmed of padding (``clf_serving.validation``)."""
-        if isinstance(tensors, InvalidRequest):
+        if not isinstance(tensors, tuple):  # its error already
             return tensors
         try:
             return validate_request(*tensors, self.engine.limits)
         except InvalidRequest as error:
             return error
+
+    def forward_in_time(self, requests, entries: list) -> list:
+        """``forward`` in chunks that fit the requests' deadlines (``clf_serving.deadlines``); before each
+        chunk after the first, the requests whose caller has gone since are dropped."""
+        counts = [len(entry) if isinstance(entry, list) else 0 for entry in entries]
+        limit = chunk_rows([request.timeout() for request in requests], self.rate.rows_per_s)
+        groups = chunks(counts, limit)
+        if len(groups) <= 1 or not self.settings.drop_cancelled:
+            return self.forward(entries)
+        results = list(entries)
+        for number, group in enumerate(groups):
+            # The first chunk's requests were checked a moment ago (drop_abandoned in execute).
+            checked = [self.drop_abandoned(requests[i]) if number else None for i in group]
+            part = [c if isinstance(c, Dropped) else entries[i] for i, c in zip(group, checked, strict=True)]
+            for i, outcome in zip(group, self.forward(part), strict=True):
+                results[i] = outcome
+        return results
 
     def forward(self, entries: list) -> list:
         """Each request's (logits, scores): one ``classify`` over the rows of all valid requests."""
@@ -130,7 +206,9 @@ class TritonPythonModel:
         except Exception as error:  # e.g. out of memory: fail this batch, keep serving
             failure = pb_utils.TritonError(f"forward failed: {error}")
             return [e if span is None else failure for e, span in zip(entries, spans, strict=True)]
-        self.metrics.record(stats, (time.perf_counter() - started) * 1e6)
+        seconds = time.perf_counter() - started
+        self.metrics.record(stats, seconds * 1e6)
+        self.rate.record(len(sequences), seconds)
         scores = scores_from_logits(logits, self.engine.problem_type)
         return [e if span is None else (logits[span], scores[span]) for e, span in zip(entries, spans, strict=True)]
 
@@ -138,6 +216,8 @@ class TritonPythonModel:
         """One response: the request's logits and scores, or its error."""
         if isinstance(outputs, InvalidRequest):
             return pb_utils.InferenceResponse(error=invalid_argument(str(outputs)))
+        if isinstance(outputs, Dropped):
+            return pb_utils.InferenceResponse(error=cancelled(str(outputs)))
         if not isinstance(outputs, tuple):
             return pb_utils.InferenceResponse(error=outputs)
         logits, scores = outputs

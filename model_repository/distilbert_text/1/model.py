@@ -6,6 +6,10 @@ call → forward them to the token model (BLS), split only at its max_batch_size
 response per request (logits, probabilities, top label). Each stage keeps one entry per request,
 its data or the error that ends it, so a malformed request, or one whose rows the token model
 failed, gets its own error while the rest is served. The logic lives in ``text_serving``.
+
+A request whose caller cancelled it, or whose gRPC deadline passed, is answered ``CANCELLED``
+first, before tokenization and the token model's forward, and counted in
+``text_requests_dropped_total``.
 """
 
 from __future__ import annotations
@@ -31,9 +35,38 @@ from text_serving.validation import InvalidText, parse_options, request_items  #
 OUTPUTS = ("logits", "probabilities")
 
 
+# Why a request was dropped before its forward pass (the ``reason`` label of text_requests_dropped_total).
+DROP_REASONS = ("expired", "cancelled")
+
+
 def invalid_argument(message: str):
     code = getattr(pb_utils.TritonError, "INVALID_ARG", None)
     return pb_utils.TritonError(message, code) if code is not None else pb_utils.TritonError(message)
+
+
+def cancelled(message: str):
+    code = getattr(pb_utils.TritonError, "CANCELLED", None)
+    return pb_utils.TritonError(message, code) if code is not None else pb_utils.TritonError(message)
+
+
+class Dropped(Exception):
+    """A request answered CANCELLED before its forward pass, and why (one of ``DROP_REASONS``)."""
+
+    def __init__(self, message: str, reason: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+def abandoned(request):
+    """``Dropped`` when nobody waits for ``request`` any more, else None.
+
+    Triton marks a request cancelled when its gRPC call is cancelled, which gRPC also does when the
+    call's deadline passes; one that carried a ``timeout`` (a deadline) counts as expired.
+    """
+    if not request.is_cancelled():
+        return None
+    reason = DROP_REASONS[0] if request.timeout() else DROP_REASONS[1]
+    return Dropped(f"request {reason} before its forward pass: its caller no longer waits for the answer", reason)
 
 
 class TextMetrics:
@@ -50,6 +83,14 @@ class TextMetrics:
         self.calls = counter("text_tokenize_calls_total", "Executes whose rows were tokenized together")
         self.rows = counter("text_tokenize_rows_total", "Texts (or pairs) tokenized")
         self.duration_us = counter("text_tokenize_duration_us_total", "Time spent tokenizing, microseconds")
+        dropped = pb_utils.MetricFamily(
+            name="text_requests_dropped_total",
+            description="Requests answered CANCELLED before tokenization and the forward pass: their caller no "
+            "longer waits. reason expired: the request carried a timeout (a deadline), cancelled: it did not",
+            kind=pb_utils.MetricFamily.COUNTER,
+        )
+        self.families.append(dropped)
+        self.dropped = {reason: dropped.Metric(labels={**labels, "reason": reason}) for reason in DROP_REASONS}
 
 
 class TritonPythonModel:
@@ -70,20 +111,33 @@ class TritonPythonModel:
         )
 
     async def execute(self, requests):
-        decoded = [self.decode(request) for request in requests]
+        wanted = [self.drop_abandoned(request) for request in requests]
+        decoded = [self.decode(entry) for entry in wanted]
         items = [self.validate(entry) for entry in decoded]
         rows = self.tokenize(items)
         outputs = await self.forward(rows)
         return [self.encode(entry) for entry in outputs]
 
+    def drop_abandoned(self, request):
+        """The request, or ``Dropped`` when its caller no longer waits (cancelled, or past its deadline)."""
+        dropped = abandoned(request)
+        if dropped is None:
+            return request
+        self.metrics.dropped[dropped.reason].increment(1)
+        return dropped
+
     def decode(self, request):
         """The request's ``text`` and ``text_pair`` arrays (None when absent) and its parameters."""
+        if isinstance(request, Dropped):
+            return request
         text, pair = (pb_utils.get_input_tensor_by_name(request, name) for name in ("text", "text_pair"))
         parameters = json.loads(request.parameters() or "{}")
         return (None if text is None else text.as_numpy(), None if pair is None else pair.as_numpy(), parameters)
 
     def validate(self, decoded):
         """The request's ``TextItem`` rows (``text_serving.validation``), or its error."""
+        if isinstance(decoded, Dropped):
+            return decoded
         text, pair, parameters = decoded
         try:
             return request_items(text, pair, parse_options(parameters, self.settings.defaults))
@@ -118,6 +172,8 @@ class TritonPythonModel:
         """One response: the token model's outputs and the top label's name, or the request's error."""
         if isinstance(outputs, InvalidText):
             return pb_utils.InferenceResponse(error=invalid_argument(str(outputs)))
+        if isinstance(outputs, Dropped):
+            return pb_utils.InferenceResponse(error=cancelled(str(outputs)))
         if not isinstance(outputs, tuple):
             return pb_utils.InferenceResponse(error=outputs)
         logits, probabilities = outputs

@@ -6,4 +6,5 @@ validation  one request's tensors → checked ``Sequence`` rows, or ``InvalidReq
 batching    sequence lengths → length-sorted forward chunks with little padding; rows ↔ requests
 scores      ``problem_type`` → the score function applied to logits
 engine      checkpoint → ``ClassifierEngine`` that runs the forward passes
+deadlines   the requests' timeouts and the measured speed → forwards short enough for the deadlines
 """

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import numpy as np
 import torch
 
 from .batching import plan_forwards, token_budget_groups
+from .device import instance_threads, prepare_device
 from .packed import PackedClassifier
 from .scores import resolve_problem_type
 from .settings import PRECISIONS, ServingSettings
@@ -34,7 +34,7 @@ class CheckpointMismatch(ValueError):
 
 
 class ClassifierEngine:
-    def __init__(self, model, device: torch.device, settings: ServingSettings):
+    def __init__(self, model, device: torch.device, settings: ServingSettings, *, gemm: str = "auto"):
         self.model = model
         self.device = device
         self.settings = settings
@@ -44,13 +44,18 @@ class ClassifierEngine:
         self.labels = tuple(config.id2label[i] for i in range(self.num_labels))
         self.limits = Limits(vocab_size=int(config.vocab_size), max_length=int(config.max_position_embeddings))
         self.pad_id = int(config.pad_token_id or 0)
-        self.packed = PackedClassifier(model, settings.attention_overhead_tokens)
+        # gemm: "auto" times the GEMM paths at load (clf_serving/gemm.py); self.packed.gemm is the choice.
+        self.packed = PackedClassifier(model, settings.attention_overhead_tokens, gemm=gemm)
         self.check_published_facts()
 
     @classmethod
-    def load(cls, checkpoint: Path, device: torch.device, settings: ServingSettings) -> ClassifierEngine:
+    def load(
+        cls, checkpoint: Path, device: torch.device, settings: ServingSettings, *, gemm: str = "auto", tf32: bool = True
+    ) -> ClassifierEngine:
+        """The engine for ``checkpoint`` on ``device``; ``tf32``: see ``device.prepare_device``."""
         from transformers import AutoConfig, DistilBertForSequenceClassification
 
+        prepare_device(device, settings.precision, tf32=tf32)
         config = AutoConfig.from_pretrained(checkpoint, trust_remote_code=False)
         if config.model_type != "distilbert":
             raise ValueError(f"{checkpoint} holds a {config.model_type!r} model; this model serves DistilBERT only")
@@ -60,7 +65,7 @@ class ClassifierEngine:
             checkpoint, use_safetensors=True, trust_remote_code=False, attn_implementation="sdpa"
         )
         model = model.to(device=device, dtype=DTYPES[settings.precision]).eval()
-        return cls(model, device, settings)
+        return cls(model, device, settings, gemm=gemm)
 
     def check_published_facts(self) -> None:
         s = self.settings
@@ -115,9 +120,6 @@ class ClassifierEngine:
         return output.logits.float().cpu().numpy()
 
 
-def torch_threads(settings: ServingSettings, cpu_instances: int) -> int:
-    """Threads per instance so that all CPU instances together fit the cores."""
-    if settings.cpu_threads > 0:
-        return settings.cpu_threads
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, cores // max(1, cpu_instances))
+def torch_threads(settings: ServingSettings, cpu_instances: int, device: torch.device | None = None) -> int:
+    """Threads per instance: all CPU instances together fit the cores; a GPU instance takes a few."""
+    return instance_threads(device or torch.device("cpu"), settings.cpu_threads, cpu_instances)

@@ -5,38 +5,47 @@ at these lengths — process padding. Here the real tokens of all sequences are 
 into one ``[tokens, dim]`` matrix (the "remove padding" idea of FasterTransformer's BERT):
 
 * embeddings, the fused Q/K/V projection, the attention output projection, both
-  layer norms and the feed-forward network run on the packed real tokens only;
-* only attention needs sequences side by side: for that, sequences are gathered into
-  length-sorted chunks (``batching.plan_forwards``), padded, masked, and scattered back.
-  Attention is a few percent of the FLOPs at these lengths, so its padding is cheap;
+  layer norms and the feed-forward network run on the packed real tokens only, through
+  the GEMM path chosen for this CPU and precision at load (``gemm.py``);
+* only attention needs sequences side by side: sequences are cut into length-sorted
+  chunks (``batching.plan_forwards``) and packed in chunk order, so each chunk's tokens
+  are one contiguous block of rows. A chunk whose sequences all have the same length is
+  a plain view of that block (no copy, no mask); any other chunk is gathered into a
+  padded ``[sequences, length]`` block and masked. Attention is a few percent of the
+  FLOPs at these lengths, so its padding is cheap;
 * the classifier reads only the first token ([CLS]) of the last layer, so the last
   layer computes keys and values for every token but queries, the output projection
   and the feed-forward network for the [CLS] rows alone.
 
+Built to run on a GPU without stalling it: every index array of one forward is built
+on the host, in one buffer, and reaches the device in one (pinned, non-blocking) copy;
+inside the forward there is no boolean-mask indexing or any other operation that waits
+for the device, so the host queues all of a forward's kernels ahead of the GPU.
+
 The arithmetic is the same as ``DistilBertForSequenceClassification`` in eval mode (fp32
-logits agree within 1e-5 in tests); the weights are the loaded model's own tensors.
+logits agree within 1e-5 in tests, on every GEMM path); the weights are the loaded
+model's own tensors (the oneDNN path holds a reordered copy of each linear weight).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .batching import plan_forwards, round_up_geometric
+from .gemm import Linear, choose_path
 
 
 @dataclass(frozen=True)
 class _Layer:
-    qkv_weight: torch.Tensor
-    qkv_bias: torch.Tensor
-    out: torch.nn.Linear
+    qkv: Linear  # Q, K and V in one GEMM instead of three over the same input
+    out: Linear
     attention_norm: torch.nn.LayerNorm
-    lin1: torch.nn.Linear
-    lin2: torch.nn.Linear
-    activation: object
+    lin1: Linear
+    lin2: Linear
     output_norm: torch.nn.LayerNorm
 
 
@@ -48,34 +57,70 @@ class PackedStats:
 
 
 class PackedClassifier:
-    def __init__(self, model, attention_overhead_tokens: int = 64):
+    """The packed forward over a loaded ``DistilBertForSequenceClassification``.
+
+    ``gemm`` is ``"auto"`` (time the candidates at load, ``gemm.choose_path``) or a GEMM
+    path to force (``gemm.PATHS``); the path in use is ``self.gemm``, and what the timing
+    measured, in milliseconds per candidate, ``self.gemm_timings_ms``.
+    """
+
+    def __init__(self, model, attention_overhead_tokens: int = 64, gemm: str = "auto"):
         base = model.distilbert
         self.word_embeddings = base.embeddings.word_embeddings.weight
         self.position_embeddings = base.embeddings.position_embeddings.weight
         self.embedding_norm = base.embeddings.LayerNorm
+        self.device = self.word_embeddings.device
         self.heads = model.config.n_heads
         self.dim = model.config.dim
         self.attention_overhead_tokens = attention_overhead_tokens
+        # Sizes on a geometric grid bound glibc heap growth on the CPU (batching.round_up_geometric);
+        # a GPU's caching allocator needs no help, and exact lengths let more chunks skip masks.
+        self.round_sizes = self.device.type == "cpu"
+        blocks = list(base.transformer.layer)
+        self.activation = model.config.activation
+        self.activation_module = blocks[0].ffn.activation  # for an activation oneDNN cannot fuse
+        first_ffn = blocks[0].ffn
+        self.gemm_requested = gemm
+        self.gemm, self.gemm_timings_ms = choose_path(
+            gemm,
+            self.device,
+            self.word_embeddings.dtype,
+            (first_ffn.lin1.weight, first_ffn.lin1.bias),
+            (first_ffn.lin2.weight, first_ffn.lin2.bias),
+            self.activation,
+            fallback=self.activation_module,
+        )
+
+        def linear(module: torch.nn.Linear) -> Linear:
+            return Linear(module.weight, module.bias, self.gemm)
+
         self.layers = [
             _Layer(
-                # One GEMM for Q, K and V instead of three over the same input.
-                qkv_weight=torch.cat(
-                    [block.attention.q_lin.weight, block.attention.k_lin.weight, block.attention.v_lin.weight]
+                qkv=Linear(
+                    torch.cat([b.attention.q_lin.weight, b.attention.k_lin.weight, b.attention.v_lin.weight]),
+                    torch.cat([b.attention.q_lin.bias, b.attention.k_lin.bias, b.attention.v_lin.bias]),
+                    self.gemm,
                 ),
-                qkv_bias=torch.cat(
-                    [block.attention.q_lin.bias, block.attention.k_lin.bias, block.attention.v_lin.bias]
-                ),
-                out=block.attention.out_lin,
-                attention_norm=block.sa_layer_norm,
-                lin1=block.ffn.lin1,
-                lin2=block.ffn.lin2,
-                activation=block.ffn.activation,
-                output_norm=block.output_layer_norm,
+                out=linear(b.attention.out_lin),
+                attention_norm=b.sa_layer_norm,
+                lin1=linear(b.ffn.lin1),
+                lin2=linear(b.ffn.lin2),
+                output_norm=b.output_layer_norm,
             )
-            for block in base.transformer.layer
+            for b in blocks
         ]
-        self.pre_classifier = model.pre_classifier
-        self.classifier = model.classifier
+        self.pre_classifier = linear(model.pre_classifier)
+        self.classifier = linear(model.classifier)
+
+    @property
+    def gemm_choice(self) -> str:
+        """The GEMM path and why, for the load log line."""
+        if self.gemm_requested != "auto":
+            return f"GEMM {self.gemm} (forced)"
+        if not self.gemm_timings_ms:
+            return f"GEMM {self.gemm} (the only path for {self.word_embeddings.dtype} on {self.device})"
+        timed = ", ".join(f"{path} {ms:.2f}" for path, ms in self.gemm_timings_ms.items())
+        return f"GEMM {self.gemm} (fastest at load; ms per feed-forward block of 256 tokens: {timed})"
 
     @torch.inference_mode()
     def logits(self, ids: list[np.ndarray], masks: list[np.ndarray | None]) -> tuple[torch.Tensor, PackedStats]:
@@ -84,92 +129,160 @@ class PackedClassifier:
         ``masks[i]`` is None when every token of sequence i is attended; otherwise its 0
         entries are excluded as attention keys, exactly as an ``attention_mask`` is.
         """
-        device = self.word_embeddings.device
-        lengths = np.fromiter((len(row) for row in ids), dtype=np.int64, count=len(ids))
-        starts = np.zeros_like(lengths)
-        np.cumsum(lengths[:-1], out=starts[1:])
-        total = int(lengths.sum())
-        # Padded onto a geometric grid (batching.round_up_geometric): bounded heap growth.
-        rows = round_up_geometric(total)
-        positions = np.zeros(rows, dtype=np.int64)
-        positions[:total] = np.arange(total) - np.repeat(starts, lengths)
-        token_ids = np.zeros(rows, dtype=np.int64)  # rows past `total` are padding: computed, never read
-        token_ids[:total] = np.concatenate(ids)
+        plan = _plan(ids, masks, self._chunks(ids), self.round_sizes)
+        on_device = self._upload(plan.host)
+        token_ids, positions, first_tokens, inverse = (on_device[s] for s in plan.slices)
+        chunks = [c.on(on_device) for c in plan.chunks]
 
-        token_ids = torch.from_numpy(token_ids).to(device)
-        hidden = F.embedding(token_ids, self.word_embeddings) + F.embedding(
-            torch.from_numpy(positions).to(device), self.position_embeddings
-        )
+        hidden = F.embedding(token_ids, self.word_embeddings) + F.embedding(positions, self.position_embeddings)
         hidden = self.embedding_norm(hidden)
-
-        chunks = [self._attention_chunk(c, lengths, starts, masks, rows, device) for c in self._chunks(lengths)]
-        first_tokens = torch.from_numpy(starts).to(device)
         last = len(self.layers) - 1
         for index, layer in enumerate(self.layers):
-            hidden = self._layer(layer, hidden, chunks, first_tokens if index == last else None, len(ids))
-        logits = self.classifier(torch.relu(self.pre_classifier(hidden)))
-        attention_tokens = sum(c.rows * c.length for c in chunks)
-        return logits, PackedStats(real_tokens=total, dense_tokens=rows, attention_tokens=attention_tokens)
+            hidden = self._layer(layer, hidden, chunks, plan, first_tokens if index == last else None)
+        logits = self.classifier(self.pre_classifier(hidden, "relu"))
+        stats = PackedStats(
+            real_tokens=plan.tokens,
+            dense_tokens=plan.rows,
+            attention_tokens=sum(c.sequences * c.length for c in plan.chunks),
+        )
+        return logits.index_select(0, inverse), stats
 
-    def _chunks(self, lengths: np.ndarray) -> list[np.ndarray]:
+    def _chunks(self, ids: list[np.ndarray]) -> list[np.ndarray]:
         # Attention cost grows with rows × length², but it is small beside the dense layers:
         # a generous per-chunk overhead keeps the number of chunks (Python round trips) low.
+        lengths = [len(row) for row in ids]
         return plan_forwards(lengths, overhead_tokens=self.attention_overhead_tokens, max_tokens=1 << 16)
 
-    def _attention_chunk(self, chunk, lengths, starts, masks, zero_row, device) -> _Chunk:
-        # Rounded up for the same reason as the packed rows: fewer distinct tensor sizes.
-        length = round_up_geometric(int(lengths[chunk].max()), steps_per_octave=4)
-        offsets = np.arange(length)
-        inside = offsets[None, :] < lengths[chunk][:, None]
-        # Positions past a sequence's end point at `zero_row`: an all-zero row appended to Q/K/V.
-        gather = np.where(inside, starts[chunk][:, None] + offsets[None, :], zero_row)
-        keys = inside.copy()
-        for r, sequence in enumerate(chunk):
-            if masks[sequence] is not None:
-                keys[r, : lengths[sequence]] = masks[sequence].astype(bool)
-        return _Chunk(
-            sequences=torch.from_numpy(chunk).to(device),
-            gather=torch.from_numpy(gather).to(device),
-            inside=torch.from_numpy(inside).to(device),
-            scatter=torch.from_numpy(gather[inside]).to(device),
-            key_mask=torch.from_numpy(keys)[:, None, None, :].to(device),
-            rows=len(chunk),
-            length=length,
-        )
+    def _upload(self, host: np.ndarray) -> torch.Tensor:
+        """The forward's index buffer on the device: one copy, which the host does not wait for."""
+        tensor = torch.from_numpy(host)
+        if self.device.type == "cpu":
+            return tensor
+        # Page-locked memory lets the copy run asynchronously; torch's caching host allocator
+        # reuses these blocks and keeps one from reuse until the copy that reads it is done.
+        pinned = torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=True)
+        pinned.copy_(tensor)
+        return pinned.to(self.device, non_blocking=True)
 
-    def _layer(self, layer: _Layer, hidden, chunks, first_tokens, sequences: int) -> torch.Tensor:
+    def _layer(self, layer: _Layer, hidden, chunks, plan, first_tokens) -> torch.Tensor:
         """One transformer block; with ``first_tokens`` given, it returns only those rows."""
-        qkv = F.linear(hidden, layer.qkv_weight, layer.qkv_bias)
-        qkv = torch.cat([qkv, qkv.new_zeros(1, qkv.shape[1])])
+        qkv = layer.qkv(hidden)
         head_dim = self.dim // self.heads
         only_first = first_tokens is not None
-        # Zeros, not empty: the padding rows past the real tokens must hold finite values.
-        attended = hidden.new_zeros((sequences if only_first else hidden.shape[0], self.dim))
+        attended = hidden.new_empty((plan.sequences if only_first else plan.rows, self.dim))
+        if not only_first and plan.rows > plan.tokens:
+            attended[plan.tokens :].zero_()  # padding rows: computed, never read, but finite
         for chunk in chunks:
-            q, k, v = qkv[chunk.gather].view(chunk.rows, chunk.length, 3, self.heads, head_dim).unbind(2)
+            if chunk.gather is None:  # equal lengths: the chunk's rows, as they are
+                block = qkv[chunk.first_row : chunk.first_row + chunk.tokens]
+            else:
+                block = qkv.index_select(0, chunk.gather)
+            q, k, v = block.view(chunk.sequences, chunk.length, 3, self.heads, head_dim).unbind(2)
             if only_first:
                 q = q[:, :1]
             context = F.scaled_dot_product_attention(
                 q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), attn_mask=chunk.key_mask
-            )
-            context = context.transpose(1, 2).reshape(chunk.rows, -1, self.dim)
+            ).transpose(1, 2)
             if only_first:
-                attended[chunk.sequences] = context[:, 0]
+                attended[chunk.first_sequence : chunk.first_sequence + chunk.sequences] = context[:, 0].flatten(1)
+            elif chunk.keep is None:
+                attended[chunk.first_row : chunk.first_row + chunk.tokens] = context.flatten(0, 1).flatten(1)
             else:
-                attended[chunk.scatter] = context[chunk.inside]
-        residual = hidden[first_tokens] if only_first else hidden
-        attended = layer.attention_norm(layer.out(attended) + residual)
-        return layer.output_norm(layer.lin2(layer.activation(layer.lin1(attended))) + attended)
+                rows = attended[chunk.first_row : chunk.first_row + chunk.tokens]
+                torch.index_select(context.flatten(0, 1).flatten(1), 0, chunk.keep, out=rows)
+        residual = hidden.index_select(0, first_tokens) if only_first else hidden
+        attended = layer.attention_norm(layer.out(attended, residual=residual))
+        inner = layer.lin1(attended, self.activation, fallback=self.activation_module)
+        return layer.output_norm(layer.lin2(inner, residual=attended))
 
 
 @dataclass(frozen=True)
 class _Chunk:
-    """Where one attention chunk's sequences sit in the packed token matrix."""
+    """One attention chunk: sequences ``[first_sequence, +sequences)`` of the packing order,
+    whose tokens are the packed rows ``[first_row, +tokens)``."""
 
-    sequences: torch.Tensor  # [rows] sequence indices
-    gather: torch.Tensor  # [rows, length] packed row per position (padding → the zero row)
-    inside: torch.Tensor  # [rows, length] position < sequence length
-    scatter: torch.Tensor  # [real tokens] packed rows of the inside positions, row-major
-    key_mask: torch.Tensor  # [rows, 1, 1, length] attended keys
-    rows: int
-    length: int
+    first_sequence: int
+    sequences: int
+    first_row: int
+    tokens: int
+    length: int  # padded length of the chunk's attention block
+    gather: slice | torch.Tensor | None = None  # [sequences × length] packed row per position; None: no padding
+    keep: slice | torch.Tensor | None = None  # [tokens] flat positions of the real tokens in the block
+    key_mask: slice | torch.Tensor | None = None  # [sequences, 1, 1, length] attended keys; None: all
+
+    def on(self, buffer: torch.Tensor) -> _Chunk:
+        """This chunk with its index slices turned into views of the forward's device buffer."""
+
+        def view(part):
+            return None if part is None else buffer[part]
+
+        mask = None if self.key_mask is None else (buffer[self.key_mask] != 0).view(self.sequences, 1, 1, self.length)
+        return replace(self, gather=view(self.gather), keep=view(self.keep), key_mask=mask)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Everything one forward needs to know, computed on the host before any device work."""
+
+    host: np.ndarray  # int64: every index array of the forward, back to back
+    slices: tuple[slice, slice, slice, slice]  # token ids, positions, first tokens, inverse order
+    chunks: list[_Chunk]  # with slices of ``host`` in place of tensors
+    sequences: int
+    tokens: int  # real tokens
+    rows: int  # packed rows, padding included
+
+
+def _plan(ids: list[np.ndarray], masks: list[np.ndarray | None], chunks: list[np.ndarray], round_sizes: bool) -> _Plan:
+    parts: list[np.ndarray] = []
+    size = 0
+
+    def add(array: np.ndarray) -> slice:
+        nonlocal size
+        parts.append(np.asarray(array, dtype=np.int64).ravel())
+        size += parts[-1].size
+        return slice(size - parts[-1].size, size)
+
+    order = np.concatenate(chunks)  # sequences in packing order: chunk after chunk
+    lengths = np.fromiter((len(ids[i]) for i in order), dtype=np.int64, count=len(order))
+    starts = np.zeros_like(lengths)
+    np.cumsum(lengths[:-1], out=starts[1:])
+    tokens = int(lengths.sum())
+    rows = round_up_geometric(tokens) if round_sizes else tokens
+    token_ids = np.zeros(rows, dtype=np.int64)  # rows past `tokens` are padding: computed, never read
+    token_ids[:tokens] = np.concatenate([ids[i] for i in order])
+    positions = np.zeros(rows, dtype=np.int64)
+    positions[:tokens] = np.arange(tokens) - np.repeat(starts, lengths)
+    inverse = np.empty_like(order)
+    inverse[order] = np.arange(len(order))
+    slices = (add(token_ids), add(positions), add(starts), add(inverse))
+
+    planned, first = [], 0
+    for chunk in chunks:
+        count = len(chunk)
+        own = slice(first, first + count)
+        chunk_lengths, chunk_starts = lengths[own], starts[own]
+        holes = [None if masks[i] is None or masks[i].all() else masks[i] for i in chunk]  # masks with 0s
+        longest = int(chunk_lengths.max())
+        entry = dict(
+            first_sequence=first, sequences=count, first_row=int(chunk_starts[0]), tokens=int(chunk_lengths.sum())
+        )
+        uniform = bool((chunk_lengths == longest).all())
+        # Rounded up for the same reason as the packed rows: fewer distinct tensor sizes.
+        length = longest if uniform or not round_sizes else round_up_geometric(longest, steps_per_octave=4)
+        offsets = np.arange(length)
+        inside = offsets[None, :] < chunk_lengths[:, None]
+        if not uniform:
+            # Positions past a sequence's end read its first token: finite values, masked as keys,
+            # and their query results are never kept.
+            entry["gather"] = add(np.where(inside, chunk_starts[:, None] + offsets[None, :], chunk_starts[:, None]))
+            entry["keep"] = add(np.flatnonzero(inside))
+        if not uniform or any(m is not None for m in holes):
+            keys = inside.copy()
+            for r, mask in enumerate(holes):
+                if mask is not None:
+                    keys[r, : len(mask)] = mask.astype(bool)
+            entry["key_mask"] = add(keys)
+        planned.append(_Chunk(length=length, **entry))
+        first += count
+    host = np.concatenate(parts)
+    return _Plan(host, slices, planned, sequences=len(order), tokens=tokens, rows=rows)

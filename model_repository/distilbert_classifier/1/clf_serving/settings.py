@@ -45,6 +45,11 @@ class ServingKnobs:
         64, "fixed cost of one attention chunk, in padded tokens (forward_mode packed)", minimum=0
     )
     max_forward_tokens: int = knob(8192, "tokens in one forward at most: its memory bound", minimum=1)
+    # Under overload the requests whose callers gave up are the work to drop first (RELIABILITY.md §2).
+    drop_cancelled: bool = knob(
+        True,
+        "answer a request CANCELLED before its forward pass when its caller cancelled it or its gRPC deadline passed",
+    )
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,488 @@
+"""Soak: half an hour or more of mixed traffic against the default export, one stub killed on purpose.
+
+    python benchmarks/soak.py --checkpoint checkpoints/full-single --minutes 30 --json bench-results/soak.json
+
+Exports the token and raw-text models with the defaults users get (``build/export.py``), starts them
+with ``build/launch.py`` (its stub watchdog on, as in development) and, for ``--minutes``, runs at once:
+
+    steady     closed loop of well-formed requests: real English texts of varied length, one per request,
+               to the token model; every answer compared with the text's unloaded answer
+    text       a slower closed loop of raw texts to the text model, compared the same way
+    malformed  a malformed request every ~2 s, of several kinds; each must be refused INVALID_ARGUMENT
+    bursts     every ``--burst-every-s``, ``--burst-s`` of open-loop traffic at 3 × the measured capacity,
+               each request with a 0.5 s deadline: answered right, refused (UNAVAILABLE), or expired
+    fault      at ``--kill-at-s``, SIGKILL one Python-backend stub of the token model; the launcher
+               restarts the server (RELIABILITY.md §3)
+
+Every request ends in one of: ``ok`` (right answer), ``wrong`` (an answer, not the right one), ``refused``
+(UNAVAILABLE from a full queue or a queue timeout), ``expired`` (its deadline passed), ``invalid``
+(a malformed request refused INVALID_ARGUMENT, as it must be), or ``error``. Errors while the injected
+fault is being recovered (from the kill until 5 s after the steady callers are answered again) are counted
+apart.
+
+Figures (printed as the Markdown rows RELIABILITY.md quotes, and with ``--json``): requests by outcome and
+phase; wrong answers; server restarts besides the injected one; RSS of the server and its stubs after
+warm-up and at the end of the longest stretch without a restart; readiness at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import tritonclient.grpc as grpcclient
+from tritonclient.grpc.aio import InferenceServerClient
+from tritonclient.utils import InferenceServerException
+
+import project_paths  # noqa: F401  (build/, docker/ and the models' packages by name)
+from launch import STUB_NAME, child_processes, free_port
+from load_test import Workload, rss_mib
+
+PROJECT = Path(__file__).resolve().parent.parent
+LAUNCHER = PROJECT / "build" / "launch.py"
+TOKEN, TEXT = "distilbert_classifier", "distilbert_text"
+TOLERANCE = 1e-4
+REFUSED = ("Exceeds maximum queue size", "Request timeout expired")
+BURST_DEADLINE_S = 0.5
+
+
+@dataclass
+class Tally:
+    """Outcomes of one phase of traffic: counts, answered latencies, and the errors' messages."""
+
+    outcomes: Counter = field(default_factory=Counter)
+    fault_outcomes: Counter = field(default_factory=Counter)
+    latencies_s: list[float] = field(default_factory=list)
+    messages: Counter = field(default_factory=Counter)
+
+    def summary(self) -> dict:
+        summary = {"outcomes": dict(self.outcomes), "during the injected fault": dict(self.fault_outcomes)}
+        if self.latencies_s:
+            p50, p99 = np.percentile(np.array(self.latencies_s) * 1e3, [50, 99])
+            summary["answered p50 ms"], summary["answered p99 ms"] = round(float(p50)), round(float(p99))
+        summary["error messages"] = dict(self.messages.most_common(8))
+        return summary
+
+
+class Soak:
+    """The running soak: the launcher, the clients, the fault window and the tallies."""
+
+    def __init__(self, args, repository: Path):
+        self.args = args
+        self.repository = repository
+        self.grpc_port, self.http_port, self.metrics_port = free_port(), free_port(), free_port()
+        self.url = f"localhost:{self.grpc_port}"
+        self.tallies: dict[str, Tally] = defaultdict(Tally)
+        self.events: list[tuple[float, str]] = []  # (monotonic time, launcher line) of the lines that matter
+        # From the kill until the steady callers are answered again (their gRPC channels reconnect only
+        # after their backoff, seconds after the server is back), and 5 s more.
+        self.fault_window: tuple[float, float | None] | None = None
+        self.ready_again: float | None = None
+        # Per burst: (its requests not answered: expired or refused, requests the server never computed).
+        self.burst_drops: list[tuple[int, float]] = []
+        self.launcher: subprocess.Popen | None = None
+        self.ready = threading.Event()
+
+    # The server -----------------------------------------------------------------------------------
+    def start(self) -> None:
+        command = [sys.executable, str(LAUNCHER), "--model-repository", str(self.repository), "--unrestricted"]
+        command += ["--grpc-port", str(self.grpc_port), "--http-port", str(self.http_port)]
+        command += ["--metrics-port", str(self.metrics_port), "--startup-timeout-s", "900"]
+        self.launcher = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        threading.Thread(target=self._read_launcher, daemon=True).start()
+        if not self.ready.wait(timeout=900):
+            raise SystemExit("the server did not become ready in 15 minutes")
+
+    def _read_launcher(self) -> None:
+        for line in self.launcher.stdout:
+            if line.startswith(("ready:", "ready again:", "a Python-backend stub died", "tritonserver")):
+                self.events.append((time.monotonic(), line.strip()))
+                print(f"[launcher] {line.strip()}", flush=True)
+            if line.startswith("ready:"):
+                self.ready.set()
+            if line.startswith("ready again:"):
+                self.ready_again = time.monotonic()
+
+    def server_pid(self) -> int | None:
+        return next((pid for pid, _, cmd in child_processes(self.launcher.pid) if "tritonserver" in cmd), None)
+
+    def kill_a_stub(self) -> None:
+        server = self.server_pid()
+        stubs = [
+            pid for pid, state, cmd in child_processes(server) if STUB_NAME in cmd and TOKEN in cmd and state != "Z"
+        ]
+        self.fault_window = (time.monotonic(), None)
+        os.kill(stubs[0], signal.SIGKILL)
+        print(f"[soak] killed stub {stubs[0]} of {TOKEN}", flush=True)
+
+    def in_fault(self, at: float) -> bool:
+        window = self.fault_window
+        return window is not None and window[0] <= at and (window[1] is None or at <= window[1])
+
+    def unanswered(self, phase: str) -> int:
+        """Requests of ``phase`` that got no answer: past their deadline, or refused."""
+        tally = self.tallies[phase]
+        return sum(t["expired"] + t["refused"] for t in (tally.outcomes, tally.fault_outcomes))
+
+    def refused_except(self, phase: str) -> int:
+        return sum(t.outcomes["refused"] + t.fault_outcomes["refused"] for p, t in self.tallies.items() if p != phase)
+
+    def never_computed(self) -> float | None:
+        """Requests of the token model the server answered without a forward pass: cancelled or timed out
+        in Triton's queue, or refused by it (``nv_inference_request_failure``, reasons CANCELED and
+        REJECTED), or dropped by model.py (``clf_requests_dropped_total``)."""
+        try:
+            with urllib.request.urlopen(f"http://localhost:{self.metrics_port}/metrics", timeout=5) as response:
+                text = response.read().decode()
+        except OSError:
+            return None
+        total = 0.0
+        for line in text.splitlines():
+            if not line.startswith(("nv_inference_request_failure{", "clf_requests_dropped_total{")):
+                continue
+            reasons = ('reason="CANCELED"', 'reason="REJECTED"')
+            if f'model="{TOKEN}"' in line and (any(r in line for r in reasons) or line.startswith("clf_")):
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
+    def restarts(self) -> int:
+        return sum(1 for _, line in self.events if line.startswith("a Python-backend stub died"))
+
+    def is_ready(self) -> bool:
+        for path in ("/v2/health/ready", f"/v2/models/{TOKEN}/ready", f"/v2/models/{TEXT}/ready"):
+            try:
+                with urllib.request.urlopen(f"http://localhost:{self.http_port}{path}", timeout=5) as response:
+                    if response.status != 200:
+                        return False
+            except OSError:
+                return False
+        return True
+
+    def stop(self) -> int | None:
+        if self.launcher is None or self.launcher.poll() is not None:
+            return None if self.launcher is None else self.launcher.returncode
+        self.launcher.send_signal(signal.SIGTERM)
+        try:
+            return self.launcher.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            self.launcher.kill()
+            return self.launcher.wait()
+
+    # The traffic ----------------------------------------------------------------------------------
+    def record(self, phase: str, began: float, outcome: str, message: str = "") -> None:
+        recovered = self.ready_again is not None and began > self.ready_again and outcome == "ok"
+        if recovered and phase == "steady" and self.fault_window is not None and self.fault_window[1] is None:
+            self.fault_window = (self.fault_window[0], time.monotonic() + 5.0)
+        tally = self.tallies[phase]
+        if self.in_fault(began) or self.in_fault(time.monotonic()):
+            tally.fault_outcomes[outcome] += 1
+        else:
+            tally.outcomes[outcome] += 1
+        if outcome == "ok":
+            tally.latencies_s.append(time.monotonic() - began)
+        elif message:
+            tally.messages[message[:100]] += 1
+
+
+def classify_error(error: BaseException) -> tuple[str, str]:
+    """(outcome, message) of a failed call."""
+    if isinstance(error, asyncio.TimeoutError):
+        return "expired", "client deadline"
+    if not isinstance(error, InferenceServerException):
+        return "error", f"{type(error).__name__}: {error}"
+    status, message = str(error.status()).rsplit(".", 1)[-1], error.message() or ""
+    if status == "UNAVAILABLE" and any(phrase in message for phrase in REFUSED):
+        return "refused", f"{status}: {message}"
+    if status in ("DEADLINE_EXCEEDED", "CANCELLED"):
+        return "expired", f"{status}: {message}"
+    if status == "INVALID_ARGUMENT":
+        return "invalid", f"{status}: {message}"
+    return "error", f"{status}: {message}"
+
+
+def malformed_requests(vocab_size: int) -> list[tuple[str, str, list]]:
+    """(kind, model, inputs) of requests the models must refuse with INVALID_ARGUMENT."""
+
+    def ids(rows):
+        array = np.asarray(rows, dtype=np.int64)
+        tensor = grpcclient.InferInput("input_ids", list(array.shape), "INT64")
+        tensor.set_data_from_numpy(array)
+        return [tensor]
+
+    def text(values):
+        tensor = grpcclient.InferInput("text", [len(values), 1], "BYTES")
+        tensor.set_data_from_numpy(np.array(values, dtype=np.object_).reshape(-1, 1))
+        return [tensor]
+
+    return [
+        ("id outside the vocabulary", TOKEN, ids([[101, vocab_size + 3, 102]])),
+        ("negative id", TOKEN, ids([[101, -1, 102]])),
+        ("513 tokens", TOKEN, ids(np.full((1, 513), 1000))),
+        ("zero-length sequence", TOKEN, ids(np.zeros((1, 0)))),
+        ("empty text", TEXT, text([b""])),
+        ("text not UTF-8", TEXT, text([b"\xff\xfe broken"])),
+    ]
+
+
+async def soak(state: Soak, workload: Workload, texts: list[str]) -> dict:
+    args = state.args
+    client = InferenceServerClient(state.url)
+    outputs = [grpcclient.InferRequestedOutput("logits")]
+    rng = random.Random(0)
+
+    async def token_call(index: int, deadline_s: float) -> np.ndarray:
+        tensor = grpcclient.InferInput("input_ids", list(workload.ids[index].shape), "INT64")
+        tensor.set_data_from_numpy(workload.ids[index])
+        timeout_us = int(deadline_s * 1e6)
+        result = await asyncio.wait_for(
+            client.infer(TOKEN, [tensor], outputs=outputs, timeout=timeout_us), timeout=deadline_s
+        )
+        return result.as_numpy("logits")
+
+    async def text_call(index: int, deadline_s: float) -> np.ndarray:
+        tensor = grpcclient.InferInput("text", [1, 1], "BYTES")
+        tensor.set_data_from_numpy(np.array([texts[index].encode()], dtype=np.object_).reshape(1, 1))
+        result = await asyncio.wait_for(client.infer(TEXT, [tensor], outputs=outputs), timeout=deadline_s)
+        return result.as_numpy("logits")
+
+    async def judged(phase: str, call, index: int, deadline_s: float) -> None:
+        began = time.monotonic()
+        try:
+            logits = await call(index, deadline_s)
+        except Exception as error:  # every failure is a figure
+            state.record(phase, began, *classify_error(error))
+            await asyncio.sleep(0.05)  # a server that is down answers at once: no busy loop
+            return
+        right = np.abs(logits - workload.expected[index]).max() <= TOLERANCE
+        state.record(phase, began, "ok" if right else "wrong", "" if right else f"logits differ for text {index}")
+
+    # Expected answers, one at a time at no load; and the capacity, for the bursts.
+    workload.expected = [await token_call(i, 60.0) for i in range(len(workload.ids))]
+    started, done = time.monotonic(), 0
+
+    async def measure():
+        nonlocal done
+        while time.monotonic() - started < 20:
+            await token_call(rng.randrange(len(workload.ids)), 60.0)
+            done += 1
+
+    await asyncio.gather(*(measure() for _ in range(args.concurrency)))
+    capacity = done / (time.monotonic() - started)
+    print(f"[soak] capacity at concurrency {args.concurrency}: {capacity:.1f} requests/s", flush=True)
+
+    end = time.monotonic() + args.minutes * 60
+    soak_started = time.monotonic()
+    memory: list[tuple[float, float, int | None]] = []  # (seconds into the soak, RSS MiB, server pid)
+
+    async def closed(phase: str, call, callers: int, pause_s: float) -> None:
+        async def caller():
+            while time.monotonic() < end:
+                await judged(phase, call, rng.randrange(len(workload.ids)), args.deadline_s)
+                if pause_s:
+                    await asyncio.sleep(pause_s)
+
+        await asyncio.gather(*(caller() for _ in range(callers)))
+
+    async def malformed() -> None:
+        kinds = malformed_requests(args.vocab_size)
+        while time.monotonic() < end:
+            kind, model, inputs = kinds[rng.randrange(len(kinds))]
+            began = time.monotonic()
+            try:
+                await asyncio.wait_for(client.infer(model, inputs), timeout=args.deadline_s)
+                state.record("malformed", began, "wrong", f"{kind}: answered")
+            except Exception as error:
+                outcome, message = classify_error(error)
+                state.record("malformed", began, "ok" if outcome == "invalid" else outcome, f"{kind}: {message}")
+            await asyncio.sleep(rng.uniform(1.0, 3.0))
+
+    async def bursts() -> None:
+        while time.monotonic() + args.burst_every_s < end:
+            await asyncio.sleep(args.burst_every_s - args.burst_s)
+            rate, burst_end, tasks = 3 * capacity, time.monotonic() + args.burst_s, []
+            print(
+                f"[soak] burst: {args.burst_s:.0f} s at {rate:.0f} requests/s, {BURST_DEADLINE_S} s deadline",
+                flush=True,
+            )
+            pid, before = state.server_pid(), state.never_computed()
+            unanswered_before, others_refused_before = state.unanswered("bursts"), state.refused_except("bursts")
+            while time.monotonic() < burst_end:
+                index = rng.randrange(len(workload.ids))
+                tasks.append(asyncio.create_task(judged("bursts", token_call, index, BURST_DEADLINE_S)))
+                await asyncio.sleep(rng.expovariate(rate))
+            await asyncio.gather(*tasks)
+            # The server drops a request whose call ended when it next looks at it: let the queue drain.
+            await asyncio.sleep(5)
+            after = state.never_computed()
+            unanswered = state.unanswered("bursts") - unanswered_before
+            # The other phases' refusals in the meantime are in the server's count too, not the bursts'.
+            skipped = None if None in (before, after) else after - before
+            skipped = None if skipped is None else skipped - (state.refused_except("bursts") - others_refused_before)
+            if pid == state.server_pid() and skipped is not None and unanswered:
+                state.burst_drops.append((unanswered, skipped))
+                print(f"[soak] burst: {unanswered} not answered in time, {skipped:.0f} never computed", flush=True)
+
+    async def fault() -> None:
+        await asyncio.sleep(max(0.0, soak_started + args.kill_at_s - time.monotonic()))
+        state.kill_a_stub()
+
+    async def sample_memory() -> None:
+        while time.monotonic() < end:
+            pid = state.server_pid()
+            # Not while the injected fault is recovered: a dead stub's memory is gone, not freed.
+            if pid is not None and not state.in_fault(time.monotonic()):
+                memory.append((time.monotonic() - soak_started, rss_mib(pid), pid))
+            await asyncio.sleep(10)
+
+    async def progress() -> None:
+        while time.monotonic() < end:
+            await asyncio.sleep(60)
+            counts = {phase: dict(t.outcomes) for phase, t in state.tallies.items()}
+            minute = (time.monotonic() - soak_started) / 60
+            print(f"[soak] {minute:.0f} min: {counts}; RSS {memory[-1][1] if memory else 0:.0f} MiB", flush=True)
+
+    jobs = [
+        closed("steady", token_call, args.concurrency, 0.0),
+        closed("text", text_call, 2, 0.2),
+        malformed(),
+        sample_memory(),
+        progress(),
+    ]
+    if args.burst_every_s > 0:
+        jobs.append(bursts())
+    if args.kill_at_s >= 0:
+        jobs.append(fault())
+    try:
+        await asyncio.gather(*jobs)
+    finally:
+        await client.close()
+    await asyncio.sleep(2)
+    return {"capacity_per_s": capacity, "memory": memory, "soak_s": time.monotonic() - soak_started}
+
+
+def memory_growth(samples: list[tuple[float, float, int | None]], warmup_s: float) -> dict:
+    """RSS growth over the longest stretch served by one server process, after ``warmup_s`` into it."""
+    stretches: dict[int, list[tuple[float, float]]] = defaultdict(list)
+    for at, rss, pid in samples:
+        stretches[pid].append((at, rss))
+    longest = max(stretches.values(), key=lambda s: s[-1][0] - s[0][0])
+    begun = longest[0][0]
+    after = [(at, rss) for at, rss in longest if at - begun >= warmup_s]
+    if len(after) < 2:
+        return {"stretch_min": round((longest[-1][0] - begun) / 60, 1), "growth_pct": None}
+    base, last = after[0][1], after[-1][1]
+    return {
+        "stretch_min": round((longest[-1][0] - begun) / 60, 1),
+        "measured_min": round((after[-1][0] - after[0][0]) / 60, 1),
+        "rss_after_warmup_mib": round(base),
+        "rss_end_mib": round(last),
+        "rss_peak_mib": round(max(rss for _, rss in after)),
+        "growth_pct": round((last / base - 1) * 100, 2),
+    }
+
+
+def export_defaults(checkpoint: Path) -> Path:
+    from export import ServingConfig, TextModelConfig, write_model, write_text_model
+
+    repository = Path(tempfile.mkdtemp(prefix="soak-repository-"))
+    write_model(checkpoint, repository, ServingConfig())
+    write_text_model(checkpoint, repository, ServingConfig(), TextModelConfig())
+    return repository
+
+
+def rows(report: dict) -> str:
+    """The figures as the Markdown rows RELIABILITY.md quotes."""
+    lines = ["| phase | ok | wrong | refused | expired | other errors | during the injected fault | p50 / p99 ms |"]
+    lines.append("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for phase, tally in report["phases"].items():
+        o = tally["outcomes"]
+        latency = f"{tally.get('answered p50 ms', '-')} / {tally.get('answered p99 ms', '-')}"
+        others = sum(v for k, v in o.items() if k not in ("ok", "wrong", "refused", "expired"))
+        lines.append(
+            f"| {phase} | {o.get('ok', 0)} | {o.get('wrong', 0)} | {o.get('refused', 0)} | {o.get('expired', 0)} "
+            f"| {others} | {sum(tally['during the injected fault'].values())} | {latency} |"
+        )
+    m = report["memory"]
+    lines.append("")
+    drops = report["bursts_unanswered_never_computed"]
+    unanswered, skipped = sum(e for e, _ in drops), sum(s for _, s in drops)
+    lines.append(
+        f"bursts with a {BURST_DEADLINE_S} s deadline: {unanswered} not answered in time (expired or refused), "
+        f"{skipped:.0f} never computed ({skipped / max(unanswered, 1):.0%}; the {len(drops)} bursts without a restart)"
+    )
+    lines.append(
+        f"soak {report['minutes']:.0f} min; wrong answers {report['wrong']}; restarts besides the injected one "
+        f"{report['unexpected_restarts']}; RSS {m.get('rss_after_warmup_mib')} -> {m.get('rss_end_mib')} MiB "
+        f"({m.get('growth_pct')} %) over {m.get('measured_min')} min of one server; ready at the end "
+        f"{report['ready_at_end']}"
+    )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", type=Path, default=PROJECT / "checkpoints" / "full-single")
+    parser.add_argument("--minutes", type=float, default=30.0)
+    parser.add_argument("--texts", type=int, default=300)
+    parser.add_argument("--concurrency", type=int, default=8, help="callers of the steady closed loop")
+    parser.add_argument("--deadline-s", type=float, default=30.0, help="deadline of the steady and text calls")
+    parser.add_argument("--burst-every-s", type=float, default=300.0, help="0: no bursts")
+    parser.add_argument("--burst-s", type=float, default=20.0)
+    parser.add_argument("--kill-at-s", type=float, default=420.0, help="when the stub is killed; -1: never")
+    parser.add_argument("--warmup-s", type=float, default=180.0, help="of a server, before its RSS counts")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+
+    from transformers import AutoConfig
+
+    from corpus import english_texts
+
+    args.vocab_size = AutoConfig.from_pretrained(args.checkpoint).vocab_size
+    texts = english_texts(args.texts)
+    workload = Workload.from_texts(args.checkpoint, args.texts)
+    state = Soak(args, export_defaults(args.checkpoint))
+    state.start()
+    try:
+        result = asyncio.run(soak(state, workload, texts))
+        ready = state.is_ready()
+    finally:
+        code = state.stop()
+    injected = 1 if args.kill_at_s >= 0 else 0
+    report = {
+        "minutes": result["soak_s"] / 60,
+        "capacity_per_s": round(result["capacity_per_s"], 1),
+        "phases": {phase: tally.summary() for phase, tally in state.tallies.items()},
+        "wrong": sum(t.outcomes["wrong"] + t.fault_outcomes["wrong"] for t in state.tallies.values()),
+        "unexpected_errors": sum(t.outcomes["error"] for t in state.tallies.values()),
+        "unexpected_restarts": state.restarts() - injected,
+        "memory": memory_growth(result["memory"], args.warmup_s),
+        "bursts_unanswered_never_computed": [list(b) for b in state.burst_drops],
+        "ready_at_end": ready,
+        "launcher_exit_code": code,
+        "launcher_events": [line for _, line in state.events],
+    }
+    print(rows(report), flush=True)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2))
+    good = report["wrong"] == 0 and report["unexpected_restarts"] == 0 and ready
+    growth = report["memory"].get("growth_pct")
+    return 0 if good and growth is not None and growth < 5.0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,56 @@
+"""Device preparation: what a GPU instance refuses at load, and how many threads an instance takes."""
+
+import pytest
+import torch
+
+from clf_serving.device import GPU_INSTANCE_THREADS, UnsupportedPrecision, instance_threads, prepare_device
+
+
+@pytest.fixture
+def fake_gpu(monkeypatch):
+    """A CUDA device of a chosen compute capability, without a GPU: what prepare_device asks torch."""
+    chosen = []
+    monkeypatch.setattr(torch.cuda, "set_device", chosen.append)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device: "Tesla T4")
+    tf32 = torch.backends.cuda.matmul.allow_tf32  # a process-wide setting: restored below
+
+    def with_capability(capability):
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device: capability)
+        return chosen
+
+    yield with_capability
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+
+
+def test_bf16_on_a_gpu_older_than_ampere_is_refused_with_what_to_use_instead(fake_gpu):
+    fake_gpu((7, 5))
+    with pytest.raises(UnsupportedPrecision, match=r"compute capability 8.0 .* Tesla T4 is 7.5: use fp16 or fp32"):
+        prepare_device(torch.device("cuda:1"), "bf16")
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_older_gpus_still_serve_fp32_and_fp16(fake_gpu, precision):
+    chosen = fake_gpu((7, 5))
+    prepare_device(torch.device("cuda:1"), precision)
+    assert chosen == [torch.device("cuda:1")]
+
+
+@pytest.mark.parametrize("tf32", [True, False])
+def test_tf32_for_fp32_matrix_products_follows_the_parameter(fake_gpu, tf32):
+    fake_gpu((9, 0))
+    prepare_device(torch.device("cuda:0"), "fp32", tf32=tf32)
+    assert torch.backends.cuda.matmul.allow_tf32 is tf32
+
+
+def test_the_cpu_needs_no_preparation():
+    prepare_device(torch.device("cpu"), "bf16")
+
+
+def test_a_gpu_instance_takes_a_few_threads_not_the_whole_node():
+    assert instance_threads(torch.device("cuda:0"), configured=0, cpu_instances=4) <= GPU_INSTANCE_THREADS
+
+
+def test_cpu_instances_share_the_cores_and_a_configured_count_wins():
+    assert instance_threads(torch.device("cpu"), configured=0, cpu_instances=1) >= 1
+    assert instance_threads(torch.device("cpu"), configured=3, cpu_instances=1) == 3
+    assert instance_threads(torch.device("cuda:0"), configured=5, cpu_instances=1) == 5
