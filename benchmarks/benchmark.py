@@ -152,21 +152,25 @@ def run(args) -> Path:
         server.start(timeout_s=900)  # three models per precision, each of several instances, load on the same cores
         try:
 
-            def measure(precision: str, strategy: str, concurrency=None, rate=None) -> PerfResult:
+            def measure(precision: str, strategy: str, concurrency=None, rate=None) -> PerfResult | None:
                 model = f"{strategy}_{precision}"
                 counted = f"served_{precision}" if strategy == "text" else model  # the text model's forwards run there
                 before = model_counters(server.metrics_url, counted)
-                result = run_perf_analyzer(
-                    model,
-                    server.grpc_url,
-                    text_data if strategy == "text" else input_data,
-                    concurrency=concurrency,
-                    request_rate=rate,
-                    measurement_interval_ms=args.interval_ms,
-                    stability_percentage=args.stability,
-                )
-                after = model_counters(server.metrics_url, counted)
                 load = f"concurrency {concurrency}" if concurrency else f"rate {rate:g}/s"
+                try:
+                    result = run_perf_analyzer(
+                        model,
+                        server.grpc_url,
+                        text_data if strategy == "text" else input_data,
+                        concurrency=concurrency,
+                        request_rate=rate,
+                        measurement_interval_ms=args.interval_ms,
+                        stability_percentage=args.stability,
+                    )
+                except RuntimeError as error:  # e.g. no stable window on a busy machine: keep the other rows
+                    print(f"{model} at {load}: no result ({str(error).splitlines()[-1]})", flush=True)
+                    return None
+                after = model_counters(server.metrics_url, counted)
                 row = Row(
                     precision,
                     strategy,
