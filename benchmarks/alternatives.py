@@ -6,7 +6,7 @@ The checkpoint is exported to ONNX here (``torch.onnx.export``, TorchScript expo
 batch and sequence axes dynamic, eager attention so that ONNX Runtime's BERT fusions find the
 attention pattern) and each runtime is given the texts the served model gets, with the same thread
 count, at the in-process ceiling's best case: the whole set sorted by length, cut into padded
-batches of at most 4,096 tokens (``padded_batches``: the cut of ``ceiling.py``'s transformers pass).
+batches of at most 4,096 tokens (``ceiling.padded_batches``, the cut of the in-process ceiling).
 
     onnxruntime          fp32  CPUExecutionProvider, ORT_ENABLE_ALL, intra-op threads = threads
     onnxruntime fused    fp32  the same graph after onnxruntime.transformers' BERT fusions
@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 
 import project_paths
+from ceiling import padded_batches
 from corpus import english_texts
 
 INPUTS = ("input_ids", "attention_mask")
@@ -73,28 +74,6 @@ class Alternative:
     @property
     def name(self) -> str:
         return f"{self.runtime} {self.precision}"
-
-
-def padded_batches(ids: list[list[int]], padded_tokens: int = 4096) -> list[Batch]:
-    """The whole set sorted by length, cut into right-padded batches of at most ``padded_tokens`` tokens."""
-    lengths = np.array([len(row) for row in ids])
-    order = np.argsort(lengths)
-    batches = []
-    start = 0
-    while start < len(order):
-        end = start + 1
-        while end < len(order) and (end + 1 - start) * lengths[order[end]] <= padded_tokens:
-            end += 1
-        rows = order[start:end]
-        longest = lengths[rows].max()
-        padded = np.zeros((len(rows), longest), dtype=np.int64)
-        mask = np.zeros_like(padded)
-        for r, i in enumerate(rows):
-            padded[r, : lengths[i]] = ids[i]
-            mask[r, : lengths[i]] = 1
-        batches.append((rows, padded, mask))
-        start = end
-    return batches
 
 
 def load_model(checkpoint: Path):

@@ -38,6 +38,27 @@ class Ceiling:
         return max(self.transformers_seq_s, self.packed_seq_s)
 
 
+def padded_batches(rows, max_tokens: int = 4096, pad_id: int = 0) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(indices, ids, mask) of the rows sorted by length, cut into right-padded batches of at most
+    ``max_tokens`` padded tokens: the best case every runtime is measured at (ceiling, alternatives, GPU)."""
+    lengths = np.array([len(row) for row in rows])
+    order = np.argsort(lengths, kind="stable")
+    batches, start = [], 0
+    while start < len(order):
+        end = start + 1
+        while end < len(order) and (end + 1 - start) * lengths[order[end]] <= max_tokens:
+            end += 1
+        batch = order[start:end]
+        ids = np.full((len(batch), int(lengths[batch].max())), pad_id, dtype=np.int64)
+        mask = np.zeros_like(ids)
+        for r, i in enumerate(batch):
+            ids[r, : lengths[i]] = rows[i]
+            mask[r, : lengths[i]] = 1
+        batches.append((batch, ids, mask))
+        start = end
+    return batches
+
+
 def measure_ceiling(
     checkpoint: Path,
     ids: list[list[int]],
@@ -62,22 +83,9 @@ def measure_ceiling(
     lengths = np.array([len(row) for row in rows])
 
     def transformers_pass():
-        order = np.argsort(lengths)
-        start = 0
         with torch.inference_mode():
-            while start < len(order):
-                end = start + 1
-                while end < len(order) and (end + 1 - start) * lengths[order[end]] <= padded_tokens:
-                    end += 1
-                batch = order[start:end]
-                longest = lengths[batch].max()
-                padded = np.zeros((len(batch), longest), dtype=np.int64)
-                mask = np.zeros_like(padded)
-                for r, i in enumerate(batch):
-                    padded[r, : lengths[i]] = rows[i]
-                    mask[r, : lengths[i]] = 1
+            for _, padded, mask in padded_batches(rows, padded_tokens):
                 model(input_ids=torch.from_numpy(padded), attention_mask=torch.from_numpy(mask))
-                start = end
 
     def packed_pass():
         for group in token_budget_groups(lengths, packed_tokens):

@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 import project_paths  # noqa: F401  (build/, docker/ and the models' packages by name)
+from ceiling import padded_batches
 
 FLOP_PER_TOKEN = 85e6  # DistilBERT's linear layers: 6 × (4·768² + 2·768·3072) multiply-adds × 2
 DENSE_FRACTION_TARGET = 0.4
@@ -95,27 +96,6 @@ def dense_bf16_tflops(device, size: int = 8192, repeats: int = 10) -> float:
         a @ b
     synchronize(device)
     return 2 * size**3 * repeats / (time.perf_counter() - started) / 1e12
-
-
-def padded_batches(rows: list[np.ndarray], max_tokens: int, pad_id: int = 0):
-    """(ids, mask) numpy batches of the rows sorted by length, each at most ``max_tokens`` padded tokens."""
-    lengths = np.array([len(r) for r in rows])
-    order = np.argsort(lengths, kind="stable")
-    batches, start = [], 0
-    while start < len(order):
-        end = start + 1
-        while end < len(order) and (end + 1 - start) * lengths[order[end]] <= max_tokens:
-            end += 1
-        batch = order[start:end]
-        longest = int(lengths[batch].max())
-        ids = np.full((len(batch), longest), pad_id, dtype=np.int64)
-        mask = np.zeros_like(ids)
-        for r, i in enumerate(batch):
-            ids[r, : lengths[i]] = rows[i]
-            mask[r, : lengths[i]] = 1
-        batches.append((batch, ids, mask))
-        start = end
-    return batches
 
 
 def transformers_logits(model, rows: list[np.ndarray], device, max_tokens: int = 16384) -> np.ndarray:
