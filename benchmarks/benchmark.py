@@ -27,7 +27,6 @@ import platform
 import re
 import tempfile
 import time
-import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -40,7 +39,7 @@ from checkpoints import write_checkpoint
 from corpus import english_texts
 from export import ServingConfig, TextModelConfig, write_model, write_text_model
 from launch import LocalServer, free_port
-from perf_analyzer import PerfResult, run_perf_analyzer
+from perf_analyzer import PerfResult, model_counters, run_perf_analyzer
 from perf_input import write_text_input_data, write_token_input_data
 from server_flags import ServerOptions
 
@@ -90,13 +89,8 @@ def histogram(lengths: np.ndarray) -> str:
     return "\n".join(lines)
 
 
-def model_counters(metrics_url: str, model: str) -> dict[str, float]:
-    text = urllib.request.urlopen(metrics_url, timeout=5).read().decode()
-    counters = {}
-    for name in ("real_tokens", "padded_tokens", "attention_tokens"):
-        match = re.search(rf'clf_forward_{name}_total{{model="{model}",version="1"}} ([0-9.e+]+)', text)
-        counters[name] = float(match.group(1)) if match else 0.0
-    return counters
+# The token model's counters of what its forwards computed (clf_serving/metrics.py): padding waste.
+TOKEN_COUNTERS = ("real_tokens", "padded_tokens", "attention_tokens")
 
 
 def waste(before: dict, after: dict, name: str) -> float | None:
@@ -155,7 +149,7 @@ def run(args) -> Path:
             def measure(precision: str, strategy: str, concurrency=None, rate=None) -> PerfResult | None:
                 model = f"{strategy}_{precision}"
                 counted = f"served_{precision}" if strategy == "text" else model  # the text model's forwards run there
-                before = model_counters(server.metrics_url, counted)
+                before = model_counters(server.metrics_url, counted, "clf_forward", TOKEN_COUNTERS)
                 load = f"concurrency {concurrency}" if concurrency else f"rate {rate:g}/s"
                 try:
                     result = run_perf_analyzer(
@@ -170,7 +164,7 @@ def run(args) -> Path:
                 except RuntimeError as error:  # e.g. no stable window on a busy machine: keep the other rows
                     print(f"{model} at {load}: no result ({str(error).splitlines()[-1]})", flush=True)
                     return None
-                after = model_counters(server.metrics_url, counted)
+                after = model_counters(server.metrics_url, counted, "clf_forward", TOKEN_COUNTERS)
                 row = Row(
                     precision,
                     strategy,

@@ -3,6 +3,7 @@
     python benchmarks/experiments.py queue-stall    # queue policy × instance count (× a heartbeat), tiny model
     python benchmarks/experiments.py instances      # 1 instance × 2 threads vs 2 × 1, full model, bf16
     python benchmarks/experiments.py c1-latency     # queue delay and OMP_WAIT_POLICY at concurrency 1, fp32
+    python benchmarks/experiments.py shared-cores   # 2 instances: a fixed thread each vs the cores shared by the busy
     python benchmarks/experiments.py heap-growth    # RSS growth of the packed engine under mixed batches
 
 Each prints one line per variant. Run on a quiet machine; quote the printed figures.
@@ -156,6 +157,16 @@ def c1_latency() -> None:
         perf_variants(variants, loads=(1,), env=env)
 
 
+def shared_cores() -> None:
+    perf_variants(
+        {
+            "2 instances x 1 fixed thread": ServingConfig(model_name="fixed", instance_kind="cpu", cpu_threads=1),
+            "2 instances sharing the cores (the default)": ServingConfig(model_name="shared", instance_kind="cpu"),
+        },
+        loads=(1, 2, 4, 16, 64),
+    )
+
+
 HEAP_PROBE = """
 import sys, time, numpy as np, torch
 sys.path[:0] = [sys.argv[1], sys.argv[2]]
@@ -195,7 +206,13 @@ def heap_growth() -> None:
         print(f"{env or 'glibc defaults'}: {output.strip()}", flush=True)
 
 
-EXPERIMENTS = {"queue-stall": queue_stall, "instances": instances, "c1-latency": c1_latency, "heap-growth": heap_growth}
+EXPERIMENTS = {
+    "queue-stall": queue_stall,
+    "instances": instances,
+    "c1-latency": c1_latency,
+    "shared-cores": shared_cores,
+    "heap-growth": heap_growth,
+}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import random
 import re
@@ -392,6 +393,10 @@ def main(argv: list[str] | None = None) -> int:
         help="then an open loop at 2 × the saturation rate with this deadline per request (needs --metrics-url)",
     )
     parser.add_argument("--metrics-url", help="the server's Prometheus metrics (set by --launch)")
+    parser.add_argument(
+        "--serving", nargs="*", default=[], metavar="KNOB=VALUE",
+        help="with --launch: export knobs other than the defaults, e.g. max_batch_size=32 (see build/export.py)",
+    )  # fmt: skip
     parser.add_argument("--json", type=Path, help="write the figures here too")
     args = parser.parse_args(argv)
     args.tokenizer = args.tokenizer or args.checkpoint
@@ -402,8 +407,12 @@ def main(argv: list[str] | None = None) -> int:
         from launch import LocalServer
 
         repository = Path(tempfile.mkdtemp(prefix="load-test-repository-"))
-        # The defaults users run (RELIABILITY.md §2): two instances and a bounded queue.
-        write_model(args.checkpoint, repository, ServingConfig())
+        # The defaults users run (RELIABILITY.md §2: two instances and a bounded queue), or a variant.
+        fields = {field.name: field.type for field in dataclasses.fields(ServingConfig)}
+        knobs = dict(item.split("=", 1) for item in args.serving)
+        typed = {name: {"int": int, "bool": lambda v: v.lower() == "true"}.get(fields[name], str)(value)
+                 for name, value in knobs.items()}  # fmt: skip
+        write_model(args.checkpoint, repository, ServingConfig(**typed))
         options = options_on_free_ports(repository)
         server = LocalServer(options).start(timeout_s=600)
         args.url, args.server_pid, args.metrics_url = server.grpc_url, server.process.pid, server.metrics_url

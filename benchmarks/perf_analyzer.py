@@ -6,7 +6,8 @@ The wheel's binary needs ``libb64.so.0d`` and ``libcudart.so.12``; the nvidia-py
 wheel carries both under mangled names, so a folder of symlinks under ``.tools/lib``
 (ignored by git) is put on ``LD_LIBRARY_PATH``. No system package is needed. As a command
 this script does only that and then becomes ``perf_analyzer`` with the arguments it was given
-(README, "Load testing with perf_analyzer"); ``run_perf_analyzer`` is what the benchmarks call.
+(README, "Load testing with perf_analyzer"); ``run_perf_analyzer`` is what the benchmarks call, with
+``model_counters`` read before and after a run for what the server itself counted.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ import csv
 import importlib.util
 import io
 import os
+import re
 import subprocess
 import sys
 import tempfile
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,6 +103,19 @@ def run_perf_analyzer(
         p95_ms=float(row["p95 latency"]) / 1e3,
         p99_ms=float(row["p99 latency"]) / 1e3,
     )
+
+
+def model_counters(metrics_url: str, model: str, family: str, names: tuple[str, ...]) -> dict[str, float]:
+    """The counters ``<family>_<name>_total`` of version 1 of ``model`` from the server's Prometheus metrics, by name.
+
+    A counter the server does not (yet) export reads 0.
+    """
+    text = urllib.request.urlopen(metrics_url, timeout=5).read().decode()
+    counters = {}
+    for name in names:
+        match = re.search(rf'{family}_{name}_total{{model="{model}",version="1"}} ([0-9.e+]+)', text)
+        counters[name] = float(match.group(1)) if match else 0.0
+    return counters
 
 
 def main(argv: list[str] | None = None) -> None:

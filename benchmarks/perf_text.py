@@ -16,23 +16,23 @@ Numbers on a shared 2-core machine are indicative only.
 from __future__ import annotations
 
 import argparse
-import re
 import statistics
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import project_paths  # noqa: F401  (build/, docker/ and the models' packages by name)
 from corpus import english_texts
 from export import PROJECT, TEXT_MODEL_SOURCE, ServingConfig, TextModelConfig, write_model, write_text_model
 from launch import LocalServer, free_port
-from perf_analyzer import run_perf_analyzer
+from perf_analyzer import model_counters, run_perf_analyzer
 from perf_input import write_text_input_data, write_token_input_data
 from server_flags import ServerOptions
 
 CHECKPOINT = PROJECT / "checkpoints" / "full-single"
+# The text model's counters of its tokenizer calls (text_serving/metrics.py).
+TOKENIZE_COUNTERS = ("calls", "rows", "duration_us")
 
 
 def tokenization_cost(tokenizer, texts: list[str], max_length: int, repeats: int = 20) -> dict[int, float]:
@@ -52,15 +52,6 @@ def tokenization_cost(tokenizer, texts: list[str], max_length: int, repeats: int
             times.append((time.perf_counter() - began) * 1e3)
         costs[batch] = statistics.median(times)
     return costs
-
-
-def tokenize_counters(metrics_url: str, model: str) -> dict[str, float]:
-    text = urllib.request.urlopen(metrics_url, timeout=5).read().decode()
-    values = {}
-    for name in ("calls", "rows", "duration_us"):
-        match = re.search(rf'text_tokenize_{name}_total{{model="{model}",version="1"}} ([0-9.e+]+)', text)
-        values[name] = float(match.group(1)) if match else 0.0
-    return values
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -108,13 +99,13 @@ def main(argv: list[str] | None = None) -> None:
             )  # fmt: skip
             print(f"token model  c={args.concurrency}: {token}", flush=True)
             for name, count in text_models.items():
-                before = tokenize_counters(server.metrics_url, name)
+                before = model_counters(server.metrics_url, name, "text_tokenize", TOKENIZE_COUNTERS)
                 text = run_perf_analyzer(
                     name, server.grpc_url, text_data, concurrency=args.concurrency,
                     measurement_interval_ms=args.interval_ms, extra_args=stability,
                 )  # fmt: skip
-                after = tokenize_counters(server.metrics_url, name)
-                calls, rows, us = (after[k] - before[k] for k in ("calls", "rows", "duration_us"))
+                after = model_counters(server.metrics_url, name, "text_tokenize", TOKENIZE_COUNTERS)
+                calls, rows, us = (after[k] - before[k] for k in TOKENIZE_COUNTERS)
                 print(
                     f"text model ({count} instance(s)) c={args.concurrency}: {text}\n"
                     f"  throughput ratio text/token {text.throughput / token.throughput:.3f}; server-side "

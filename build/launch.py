@@ -174,10 +174,14 @@ class LocalServer:
         return self
 
     def is_ready(self) -> bool:
+        """Ready, and every endpoint listening: Triton opens the metrics port after HTTP says ready."""
         try:
             with urllib.request.urlopen(f"{self.http_url}/v2/health/ready", timeout=2) as response:
-                return response.status == 200
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
+                if response.status != 200:
+                    return False
+            with socket.create_connection(("127.0.0.1", self.options.metrics_port), timeout=2):
+                return True
+        except (urllib.error.URLError, OSError):
             return False
 
     def wait_until_ready(self, timeout_s: float) -> None:
@@ -237,9 +241,12 @@ class LocalServer:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
         # A server killed (or a model that never unloaded, its stub dead) leaves its stubs' regions behind.
-        for region in self._shm_regions:
+        # So does the token model's table of busy instances (clf_serving/cores.py), named by the server's pid.
+        leftovers = [Path("/dev/shm") / region for region in self._shm_regions]
+        leftovers += Path("/dev/shm").glob(f"*-busy-instances-{self.process.pid}")
+        for leftover in leftovers:
             with contextlib.suppress(OSError):
-                (Path("/dev/shm") / region).unlink()
+                leftover.unlink()
         shutil.rmtree(self._workdir / "backends", ignore_errors=True)
         return self.process.returncode
 

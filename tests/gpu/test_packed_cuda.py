@@ -19,8 +19,7 @@ from clf_serving.device import UnsupportedPrecision, prepare_device
 from clf_serving.engine import ClassifierEngine
 from clf_serving.settings import ServingSettings
 from clf_serving.validation import Sequence
-from corpus import english_texts
-from helpers import reference_logits, reference_model, token_ids
+from helpers import assert_masks_with_holes_honoured, corpus_ids, reference_logits
 
 pytestmark = pytest.mark.skipif(
     not torch.cuda.is_available(), reason="no CUDA device: the packed forward's GPU checks need one"
@@ -45,10 +44,7 @@ def checkpoint(request) -> Path:
 
 @pytest.fixture(scope="module")
 def ids(checkpoint) -> list[np.ndarray]:
-    rows = token_ids(checkpoint, english_texts(64, seed=3))
-    rows += [rows[0]] * 6  # a chunk of equal lengths: attended without a mask
-    rows.append(token_ids(checkpoint, [" ".join(english_texts(300, seed=4))])[0])  # 512 tokens
-    return [np.array(row, dtype=np.int64) for row in rows]
+    return corpus_ids(checkpoint, 64, seed=3, repeats=6)
 
 
 def load(checkpoint: Path, device: torch.device, precision: str = "fp32", **settings) -> ClassifierEngine:
@@ -66,16 +62,7 @@ def test_gpu_logits_match_cpu_transformers_within_1e4_in_fp32(checkpoint, ids, c
 
 def test_gpu_packed_forward_honours_masks_with_holes(checkpoint, ids, cuda_device):
     engine = load(checkpoint, cuda_device)
-    masks = [None] * len(ids)
-    for index in (0, 7, len(ids) - 2):
-        masks[index] = np.ones(len(ids[index]), dtype=np.int64)
-        masks[index][1 : len(ids[index]) // 2] = 0
-    logits, _ = engine.classify([Sequence(row, mask) for row, mask in zip(ids, masks, strict=True)])
-    model = reference_model(checkpoint)
-    with torch.inference_mode():
-        for index in (0, 7, len(ids) - 2):
-            expected = model(torch.from_numpy(ids[index][None]), attention_mask=torch.from_numpy(masks[index][None]))
-            assert np.abs(logits[index] - expected.logits[0].numpy()).max() <= FP32_TOLERANCE
+    assert_masks_with_holes_honoured(engine, checkpoint, ids, rows=(0, 7, len(ids) - 2), tolerance=FP32_TOLERANCE)
 
 
 def test_a_packed_forward_never_waits_for_the_gpu(checkpoint, ids, cuda_device):

@@ -21,7 +21,7 @@ import tritonclient.grpc as grpcclient
 from traffic import FIGURES, MODEL, Case, send_all, tensor
 from tritonclient.utils import InferenceServerException
 
-from distilbert_client import Classifier, ClassifierError, RetryPolicy, ServerError
+from distilbert_client import Classifier, ClassifierError, RetryPolicy
 from export import ServingConfig, write_model
 from helpers import reference_logits, token_ids
 from launch import STUB_NAME, LocalServer, child_processes, free_port, options_on_free_ports
@@ -200,9 +200,9 @@ def test_killed_stub_is_restarted_by_the_launcher_and_ridden_through_by_the_clie
             assert not status.endswith("INTERNAL") or NOT_HEALTHY in failure[2], failure
         # The launcher does not wait out the exit timeout (30 s): the dead model never unloads.
         assert events["tritonserver stopped"] - killed < 10
-        for error in library_failures:
-            # A dead stub's INTERNAL is a ServerError; retrying it is the client's choice (RELIABILITY.md §3).
-            assert error.startswith(ServerError.__name__) and NOT_HEALTHY in error, error
+        # Library callers ride through: the dead stub's INTERNAL and the restart's UNAVAILABLE are retried
+        # within the 30 s deadline.
+        assert not library_failures, library_failures
         assert library[-1][2] == "ok" and raw[-1][2] == "ok"
         assert server_pid not in [pid for pid, _, _ in child_processes(launcher.pid)]
     finally:

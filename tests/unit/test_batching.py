@@ -1,6 +1,7 @@
 import numpy as np
 
-from clf_serving.batching import plan_forwards, row_spans
+from clf_serving.batching import plan_forwards
+from clf_serving.outcomes import row_spans
 
 
 def covered(chunks):

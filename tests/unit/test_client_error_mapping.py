@@ -29,6 +29,8 @@ from distilbert_client._errors import map_error, mapped_errors
         ("StatusCode.INVALID_ARGUMENT", "input_ids[0][1] = 40000 is outside the vocabulary", InvalidInputError),
         ("StatusCode.DEADLINE_EXCEEDED", "Deadline Exceeded", DeadlineExceededError),
         ("StatusCode.INTERNAL", "forward failed: out of memory", ServerError),
+        # A dead stub, until the server is restarted: retried like a restarting server.
+        ("StatusCode.INTERNAL", "Stub process 'distilbert_classifier_0_0' is not healthy.", ServerUnavailableError),
         ("StatusCode.UNKNOWN", "stub crashed", ServerError),
     ],
 )

@@ -16,8 +16,7 @@ from clf_serving.gemm import GemmPathUnavailable, Linear, available_paths, choos
 from clf_serving.packed import PackedClassifier, _plan
 from clf_serving.settings import ServingSettings
 from clf_serving.validation import Sequence
-from corpus import english_texts
-from helpers import reference_logits, reference_model, token_ids
+from helpers import assert_masks_with_holes_honoured, corpus_ids, reference_logits, reference_model
 
 FP32_PATHS = available_paths(torch.device("cpu"), torch.float32)
 BF16_PATHS = available_paths(torch.device("cpu"), torch.bfloat16)
@@ -30,10 +29,7 @@ def checkpoint(tiny_checkpoints):
 
 @pytest.fixture(scope="module")
 def ids(checkpoint):
-    rows = token_ids(checkpoint, english_texts(48, seed=11))
-    rows += [rows[0]] * 5  # equal lengths: a chunk attended without mask or copy
-    rows.append(token_ids(checkpoint, [" ".join(english_texts(300, seed=12))])[0])  # 512 tokens
-    return [np.array(row, dtype=np.int64) for row in rows]
+    return corpus_ids(checkpoint, 48, seed=11, repeats=5)
 
 
 def test_the_cpu_offers_onednn_beside_aten_in_fp32():
@@ -51,16 +47,7 @@ def test_every_fp32_gemm_path_gives_transformers_logits(checkpoint, ids, path):
 @pytest.mark.parametrize("path", FP32_PATHS)
 def test_every_fp32_gemm_path_honours_masks_with_holes(checkpoint, ids, path):
     engine = ClassifierEngine.load(checkpoint, torch.device("cpu"), ServingSettings(), gemm=path)
-    masks = [None] * len(ids)
-    for index in (0, 3, len(ids) - 2):
-        masks[index] = np.ones(len(ids[index]), dtype=np.int64)
-        masks[index][1 : len(ids[index]) // 2] = 0
-    logits, _ = engine.classify([Sequence(row, mask) for row, mask in zip(ids, masks, strict=True)])
-    model = reference_model(checkpoint)
-    with torch.inference_mode():
-        for index in (0, 3, len(ids) - 2):
-            expected = model(torch.from_numpy(ids[index][None]), attention_mask=torch.from_numpy(masks[index][None]))
-            assert np.abs(logits[index] - expected.logits[0].numpy()).max() <= 1e-5
+    assert_masks_with_holes_honoured(engine, checkpoint, ids, rows=(0, 3, len(ids) - 2), tolerance=1e-5)
 
 
 @pytest.mark.skipif(not BF16_PATHS, reason="this CPU has no bf16 GEMM path")

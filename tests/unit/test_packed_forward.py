@@ -7,8 +7,7 @@ import torch
 from clf_serving.engine import ClassifierEngine
 from clf_serving.settings import ServingSettings
 from clf_serving.validation import Sequence
-from corpus import english_texts
-from helpers import reference_logits, reference_model, token_ids
+from helpers import assert_masks_with_holes_honoured, corpus_ids, reference_logits
 
 
 @pytest.fixture(scope="module")
@@ -18,9 +17,7 @@ def checkpoint(tiny_checkpoints):
 
 @pytest.fixture(scope="module")
 def ids(checkpoint):
-    rows = token_ids(checkpoint, english_texts(40, seed=6))
-    rows.append(token_ids(checkpoint, [" ".join(english_texts(300, seed=7))])[0])  # 512 tokens
-    return [np.array(row, dtype=np.int64) for row in rows]
+    return corpus_ids(checkpoint, 40, seed=6)
 
 
 @pytest.mark.parametrize("mode", ["packed", "padded"])
@@ -41,16 +38,7 @@ def test_packed_forward_pads_dense_layers_by_at_most_an_eighth(checkpoint, ids):
 
 def test_packed_forward_honours_masks_with_holes(checkpoint, ids):
     engine = ClassifierEngine.load(checkpoint, torch.device("cpu"), ServingSettings(forward_mode="packed"))
-    masks = [None] * len(ids)
-    for index in (0, 5, 9):
-        masks[index] = np.ones(len(ids[index]), dtype=np.int64)
-        masks[index][1 : len(ids[index]) // 2] = 0
-    logits, _ = engine.classify([Sequence(row, mask) for row, mask in zip(ids, masks, strict=True)])
-    model = reference_model(checkpoint)
-    with torch.inference_mode():
-        for index in (0, 5, 9):
-            expected = model(torch.from_numpy(ids[index][None]), attention_mask=torch.from_numpy(masks[index][None]))
-            assert np.abs(logits[index] - expected.logits[0].numpy()).max() <= 1e-5
+    assert_masks_with_holes_honoured(engine, checkpoint, ids, rows=(0, 5, 9), tolerance=1e-5)
 
 
 def test_token_budget_splits_a_large_batch_without_changing_answers(checkpoint, ids):

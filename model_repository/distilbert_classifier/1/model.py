@@ -28,116 +28,40 @@ import triton_python_backend_utils as pb_utils
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from clf_serving.batching import row_spans  # noqa: E402
+from clf_serving.cores import instance_cores  # noqa: E402
 from clf_serving.deadlines import RowRate, chunk_rows, chunks  # noqa: E402
-from clf_serving.engine import ClassifierEngine, torch_threads  # noqa: E402
+from clf_serving.device import instance_device, instance_threads  # noqa: E402
+from clf_serving.engine import ClassifierEngine  # noqa: E402
+from clf_serving.metrics import ForwardMetrics  # noqa: E402
+from clf_serving.outcomes import Dropped, drop_abandoned, error_response, row_spans  # noqa: E402
 from clf_serving.scores import scores_from_logits  # noqa: E402
 from clf_serving.settings import check_settings, cpu_instances, read_settings  # noqa: E402
 from clf_serving.validation import InvalidRequest, validate_request  # noqa: E402
-
-
-def invalid_argument(message: str):
-    code = getattr(pb_utils.TritonError, "INVALID_ARG", None)
-    return pb_utils.TritonError(message, code) if code is not None else pb_utils.TritonError(message)
-
-
-# Why a request was dropped before the forward pass (the ``reason`` label of clf_requests_dropped_total).
-DROP_REASONS = ("expired", "cancelled")
-
-
-def abandoned(request):
-    """``Dropped`` (answered CANCELLED) when nobody waits for ``request`` any more, else None.
-
-    Triton marks a request cancelled when its gRPC call is cancelled, which is also what gRPC does
-    when the call's deadline passes; a request that carried a ``timeout`` (the client library sends
-    its deadline as one) is counted as expired, any other as cancelled.
-    """
-    if not request.is_cancelled():
-        return None
-    reason = DROP_REASONS[0] if request.timeout() else DROP_REASONS[1]
-    return Dropped(f"request {reason} before its forward pass: its caller no longer waits for the answer", reason)
-
-
-class Dropped(Exception):
-    """A request answered CANCELLED before the forward pass, and why (one of ``DROP_REASONS``)."""
-
-    def __init__(self, message: str, reason: str):
-        super().__init__(message)
-        self.reason = reason
-
-
-def cancelled(message: str):
-    code = getattr(pb_utils.TritonError, "CANCELLED", None)
-    return pb_utils.TritonError(message, code) if code is not None else pb_utils.TritonError(message)
-
-
-def instance_device(args: dict) -> torch.device:
-    """The GPU of a KIND_GPU instance, else the CPU."""
-    if args.get("model_instance_kind") == "GPU":
-        if not torch.cuda.is_available():
-            raise pb_utils.TritonModelException("instance kind is GPU but torch sees no CUDA device")
-        return torch.device(f"cuda:{int(args['model_instance_device_id'])}")
-    return torch.device("cpu")
-
-
-class ForwardMetrics:
-    """Prometheus counters beside Triton's own: how full and how padded each forward is."""
-
-    def __init__(self, labels: dict[str, str]):
-        # A Metric is only valid while its MetricFamily lives: keep both.
-        self.families = []
-
-        def counter(name: str, description: str):
-            family = pb_utils.MetricFamily(name=name, description=description, kind=pb_utils.MetricFamily.COUNTER)
-            self.families.append(family)
-            return family.Metric(labels=labels)
-
-        self.forwards = counter("clf_forward_passes_total", "Forward passes run by the classifier")
-        self.sequences = counter("clf_forward_sequences_total", "Sequences classified, summed over forward passes")
-        self.real_tokens = counter("clf_forward_real_tokens_total", "Real (attended) tokens in forward passes")
-        self.padded_tokens = counter(
-            "clf_forward_padded_tokens_total", "Tokens computed in forward passes, padding included"
-        )
-        self.attention_tokens = counter(
-            "clf_forward_attention_tokens_total", "Query positions computed in attention, padding included"
-        )
-        self.forward_us = counter("clf_forward_duration_us_total", "Time spent in forward passes, microseconds")
-        dropped = pb_utils.MetricFamily(
-            name="clf_requests_dropped_total",
-            description="Requests answered CANCELLED before the forward pass: their caller no longer waits. "
-            "reason expired: the request carried a timeout (a deadline), cancelled: it did not",
-            kind=pb_utils.MetricFamily.COUNTER,
-        )
-        self.families.append(dropped)
-        self.dropped = {reason: dropped.Metric(labels={**labels, "reason": reason}) for reason in DROP_REASONS}
-
-    def record(self, stats, duration_us: float) -> None:
-        for forward in stats:
-            self.forwards.increment(1)
-            self.sequences.increment(forward.rows)
-            self.real_tokens.increment(forward.real_tokens)
-            self.padded_tokens.increment(forward.padded_tokens)
-            self.attention_tokens.increment(forward.attention_tokens)
-        self.forward_us.increment(duration_us)
 
 
 class TritonPythonModel:
     def initialize(self, args: dict) -> None:
         self.model_config = json.loads(args["model_config"])
         self.settings = read_settings(self.model_config)
-        check_settings(self.settings, args.get("model_instance_kind", "CPU"))
-        self.device = instance_device(args)
-        torch.set_num_threads(torch_threads(self.settings, cpu_instances(self.model_config), self.device))
+        kind = args.get("model_instance_kind", "CPU")
+        check_settings(self.settings, kind)
+        self.device = instance_device(kind, int(args.get("model_instance_device_id", 0)))
+        # CPU instances with cpu_threads 0 share the cores among those busy at each forward (clf_serving/cores.py).
+        instances, configured = cpu_instances(self.model_config), self.settings.cpu_threads
+        shared = None if configured or self.device.type != "cpu" else instance_threads(self.device, 0, 1)
+        threads = instance_threads(self.device, configured, instances)
+        self.cores = instance_cores(args["model_name"], threads, shared, instances, torch.set_num_threads)
 
-        version_dir = Path(args["model_repository"]) / args["model_version"]
-        checkpoint = version_dir / self.settings.checkpoint
+        checkpoint = Path(args["model_repository"]) / args["model_version"] / self.settings.checkpoint
         self.engine = ClassifierEngine.load(checkpoint, self.device, self.settings)
-        self.metrics = ForwardMetrics({"model": args["model_name"], "version": args["model_version"]})
+        self.metrics = ForwardMetrics(
+            pb_utils.MetricFamily, {"model": args["model_name"], "version": args["model_version"]}
+        )
         self.rate = RowRate()
         pb_utils.Logger.log_info(
             f"{args['model_name']}: {self.engine.problem_type}, {self.engine.num_labels} labels, "
-            f"{self.settings.precision} on {self.device}, {torch.get_num_threads()} threads, "
-            f"{self.engine.packed.gemm_choice}"
+            f"{self.settings.precision} on {self.device}, {threads} threads"
+            f"{f' ({shared} while the other instances idle)' if shared else ''}, {self.engine.packed.gemm_choice}"
         )
 
     def execute(self, requests):
@@ -150,13 +74,7 @@ class TritonPythonModel:
 
     def drop_abandoned(self, request):
         """The request, or ``Dropped`` when its caller no longer waits (cancelled, or past its deadline)."""
-        if not self.settings.drop_cancelled:
-            return request
-        dropped = abandoned(request)
-        if dropped is None:
-            return request
-        self.metrics.dropped[dropped.reason].increment(1)
-        return dropped
+        return drop_abandoned(request, self.metrics.dropped) if self.settings.drop_cancelled else request
 
     def decode(self, request):
         """The request's ``input_ids`` and ``attention_mask`` (None when absent) arrays."""
@@ -202,7 +120,8 @@ class TritonPythonModel:
             return entries
         started = time.perf_counter()
         try:
-            logits, stats = self.engine.classify(sequences)
+            with self.cores.busy():
+                logits, stats = self.engine.classify(sequences)
         except Exception as error:  # e.g. out of memory: fail this batch, keep serving
             failure = pb_utils.TritonError(f"forward failed: {error}")
             return [e if span is None else failure for e, span in zip(entries, spans, strict=True)]
@@ -214,17 +133,14 @@ class TritonPythonModel:
 
     def encode(self, outputs):
         """One response: the request's logits and scores, or its error."""
-        if isinstance(outputs, InvalidRequest):
-            return pb_utils.InferenceResponse(error=invalid_argument(str(outputs)))
-        if isinstance(outputs, Dropped):
-            return pb_utils.InferenceResponse(error=cancelled(str(outputs)))
-        if not isinstance(outputs, tuple):
-            return pb_utils.InferenceResponse(error=outputs)
+        error = error_response(pb_utils, outputs, InvalidRequest)
+        if error is not None:
+            return error
         logits, scores = outputs
-        tensors = [pb_utils.Tensor("logits", logits), pb_utils.Tensor("probabilities", scores)]
-        return pb_utils.InferenceResponse(output_tensors=tensors)
+        return pb_utils.InferenceResponse([pb_utils.Tensor("logits", logits), pb_utils.Tensor("probabilities", scores)])
 
     def finalize(self) -> None:
+        self.cores.close()
         self.engine = None
         if torch.cuda.is_available():
             torch.cuda.empty_cache()

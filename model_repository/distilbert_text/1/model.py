@@ -29,68 +29,12 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from text_serving.batching import all_rows, split_answers  # noqa: E402
 from text_serving.encoding import load_tokenizer, pad_rows, tokenize_requests, top_labels, warm_up  # noqa: E402
+from text_serving.metrics import COUNTERS  # noqa: E402
+from text_serving.outcomes import Dropped, counters, drop_abandoned, error_response  # noqa: E402
 from text_serving.settings import check_checkpoint_facts, read_max_batch_size, read_text_settings  # noqa: E402
 from text_serving.validation import InvalidText, parse_options, request_items  # noqa: E402
 
 OUTPUTS = ("logits", "probabilities")
-
-
-# Why a request was dropped before its forward pass (the ``reason`` label of text_requests_dropped_total).
-DROP_REASONS = ("expired", "cancelled")
-
-
-def invalid_argument(message: str):
-    code = getattr(pb_utils.TritonError, "INVALID_ARG", None)
-    return pb_utils.TritonError(message, code) if code is not None else pb_utils.TritonError(message)
-
-
-def cancelled(message: str):
-    code = getattr(pb_utils.TritonError, "CANCELLED", None)
-    return pb_utils.TritonError(message, code) if code is not None else pb_utils.TritonError(message)
-
-
-class Dropped(Exception):
-    """A request answered CANCELLED before its forward pass, and why (one of ``DROP_REASONS``)."""
-
-    def __init__(self, message: str, reason: str):
-        super().__init__(message)
-        self.reason = reason
-
-
-def abandoned(request):
-    """``Dropped`` when nobody waits for ``request`` any more, else None.
-
-    Triton marks a request cancelled when its gRPC call is cancelled, which gRPC also does when the
-    call's deadline passes; one that carried a ``timeout`` (a deadline) counts as expired.
-    """
-    if not request.is_cancelled():
-        return None
-    reason = DROP_REASONS[0] if request.timeout() else DROP_REASONS[1]
-    return Dropped(f"request {reason} before its forward pass: its caller no longer waits for the answer", reason)
-
-
-class TextMetrics:
-    """Prometheus counters: how many rows were tokenized and how long tokenization took."""
-
-    def __init__(self, labels: dict[str, str]):
-        self.families = []
-
-        def counter(name: str, description: str):
-            family = pb_utils.MetricFamily(name=name, description=description, kind=pb_utils.MetricFamily.COUNTER)
-            self.families.append(family)
-            return family.Metric(labels=labels)
-
-        self.calls = counter("text_tokenize_calls_total", "Executes whose rows were tokenized together")
-        self.rows = counter("text_tokenize_rows_total", "Texts (or pairs) tokenized")
-        self.duration_us = counter("text_tokenize_duration_us_total", "Time spent tokenizing, microseconds")
-        dropped = pb_utils.MetricFamily(
-            name="text_requests_dropped_total",
-            description="Requests answered CANCELLED before tokenization and the forward pass: their caller no "
-            "longer waits. reason expired: the request carried a timeout (a deadline), cancelled: it did not",
-            kind=pb_utils.MetricFamily.COUNTER,
-        )
-        self.families.append(dropped)
-        self.dropped = {reason: dropped.Metric(labels={**labels, "reason": reason}) for reason in DROP_REASONS}
 
 
 class TritonPythonModel:
@@ -103,7 +47,8 @@ class TritonPythonModel:
         check_checkpoint_facts(self.settings, folder)
         self.tokenizer = load_tokenizer(folder)
         self.pad_id = int(self.tokenizer.pad_token_id or 0)
-        self.metrics = TextMetrics({"model": args["model_name"], "version": args["model_version"]})
+        labels = {"model": args["model_name"], "version": args["model_version"]}
+        self.families, self.metrics = counters(pb_utils.MetricFamily, labels, COUNTERS)
         warm_up(self.tokenizer, self.settings.defaults, self.settings.max_sequence_length)
         pb_utils.Logger.log_info(
             f"{args['model_name']}: tokenizer {folder}, classifier {self.settings.classifier_model} "
@@ -120,11 +65,7 @@ class TritonPythonModel:
 
     def drop_abandoned(self, request):
         """The request, or ``Dropped`` when its caller no longer waits (cancelled, or past its deadline)."""
-        dropped = abandoned(request)
-        if dropped is None:
-            return request
-        self.metrics.dropped[dropped.reason].increment(1)
-        return dropped
+        return drop_abandoned(request, self.metrics["dropped"])
 
     def decode(self, request):
         """The request's ``text`` and ``text_pair`` arrays (None when absent) and its parameters."""
@@ -150,9 +91,9 @@ class TritonPythonModel:
         tokenized = tokenize_requests(self.tokenizer, entries, self.settings.max_sequence_length)
         rows = sum(len(entry) for entry in entries if isinstance(entry, list))
         if rows:
-            self.metrics.calls.increment(1)
-            self.metrics.rows.increment(rows)
-            self.metrics.duration_us.increment((time.perf_counter() - started) * 1e6)
+            self.metrics["calls"].increment(1)
+            self.metrics["rows"].increment(rows)
+            self.metrics["duration_us"].increment((time.perf_counter() - started) * 1e6)
         return tokenized
 
     async def forward(self, entries: list) -> list:
@@ -170,12 +111,9 @@ class TritonPythonModel:
 
     def encode(self, outputs):
         """One response: the token model's outputs and the top label's name, or the request's error."""
-        if isinstance(outputs, InvalidText):
-            return pb_utils.InferenceResponse(error=invalid_argument(str(outputs)))
-        if isinstance(outputs, Dropped):
-            return pb_utils.InferenceResponse(error=cancelled(str(outputs)))
-        if not isinstance(outputs, tuple):
-            return pb_utils.InferenceResponse(error=outputs)
+        error = error_response(pb_utils, outputs, InvalidText)
+        if error is not None:
+            return error
         logits, probabilities = outputs
         labels = top_labels(logits, self.settings.labels)
         tensors = [pb_utils.Tensor("logits", logits), pb_utils.Tensor("probabilities", probabilities)]

@@ -5,8 +5,6 @@ token-steps plus a fixed per-forward cost. Padding everything to the longest seq
 of a dynamic batch wastes most of the work on mixed-length traffic, while one forward
 per sequence pays the fixed cost every time. Sorting by length and cutting the sorted
 list where it minimises ``Σ rows × longest + overhead × forwards`` gets both right.
-
-``row_spans`` keeps the bookkeeping of an execute: which of all its rows belong to which request.
 """
 
 from __future__ import annotations
@@ -77,18 +75,3 @@ def round_up_geometric(n: int, steps_per_octave: int = 8) -> int:
         return n
     step = 1 << (n.bit_length() - 1 - steps_per_octave.bit_length() + 1)
     return -(-n // step) * step
-
-
-def row_spans(entries: list) -> list[slice | None]:
-    """Where each request's rows lie among the rows of all requests of an execute.
-
-    An entry is a request's list of rows, or its error (anything but a list): None, no rows.
-    """
-    spans, start = [], 0
-    for entry in entries:
-        if isinstance(entry, list):
-            spans.append(slice(start, start + len(entry)))
-            start += len(entry)
-        else:
-            spans.append(None)
-    return spans

@@ -50,3 +50,12 @@ def instance_threads(device: torch.device, configured: int, cpu_instances: int) 
     if device.type == "cuda":
         return min(GPU_INSTANCE_THREADS, cores)
     return max(1, cores // max(1, cpu_instances))
+
+
+def instance_device(instance_kind: str, device_id: int) -> torch.device:
+    """The device of a Triton model instance: its GPU for a ``GPU`` instance, else the CPU."""
+    if instance_kind == "GPU":
+        if not torch.cuda.is_available():
+            raise RuntimeError("instance kind is GPU but torch sees no CUDA device")
+        return torch.device(f"cuda:{device_id}")
+    return torch.device("cpu")

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from .batching import plan_forwards, token_budget_groups
-from .device import instance_threads, prepare_device
+from .device import prepare_device
 from .packed import PackedClassifier
 from .scores import resolve_problem_type
 from .settings import PRECISIONS, ServingSettings
@@ -118,8 +118,3 @@ class ClassifierEngine:
             input_ids=torch.from_numpy(ids).to(self.device), attention_mask=torch.from_numpy(mask).to(self.device)
         )
         return output.logits.float().cpu().numpy()
-
-
-def torch_threads(settings: ServingSettings, cpu_instances: int, device: torch.device | None = None) -> int:
-    """Threads per instance: all CPU instances together fit the cores; a GPU instance takes a few."""
-    return instance_threads(device or torch.device("cpu"), settings.cpu_threads, cpu_instances)

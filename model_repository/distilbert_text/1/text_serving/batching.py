@@ -10,17 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-
-def row_spans(entries: list) -> list[slice | None]:
-    """Where each request's rows lie among the rows of all requests (None: an error, no rows)."""
-    spans, start = [], 0
-    for entry in entries:
-        if isinstance(entry, list):
-            spans.append(slice(start, start + len(entry)))
-            start += len(entry)
-        else:
-            spans.append(None)
-    return spans
+from .outcomes import row_spans
 
 
 def all_rows(entries: list) -> list:

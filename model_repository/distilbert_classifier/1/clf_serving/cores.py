@@ -1,0 +1,105 @@
+"""The CPU cores of a model's instances, shared among those that are computing at the moment.
+
+Triton runs each instance in its own process. A fixed share of the cores (cores ÷ instances) wastes
+half the machine at low load: a lone request runs on one instance's share while the other instance
+idles (on 2 cores and 2 instances, a single text took ~31 ms on one thread and ~20 ms on two). So
+the instances of one model on one server keep a tiny shared table, one byte per instance, in
+``/dev/shm``: an instance marks itself busy before a forward and idle after it, and takes
+``cores ÷ busy instances`` torch threads for that forward. At low load one forward gets every core;
+under load every instance is busy and each gets its even share, as before.
+
+Setting torch's thread count costs well under a microsecond. Two forwards that start at the same
+moment may both see themselves alone and oversubscribe the cores for one forward; the next ones see
+each other.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import mmap
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+FREE, IDLE, BUSY = 0, 1, 2
+SHM_FOLDER = Path("/dev/shm")
+
+
+def table_path(model_name: str, server_pid: int, folder: Path = SHM_FOLDER) -> Path:
+    """The table of ``model_name``'s instances on the server with pid ``server_pid`` (each stub's parent)."""
+    return folder / f"{model_name}-busy-instances-{server_pid}"
+
+
+def threads_for(busy: int, cores: int) -> int:
+    """Threads for one of ``busy`` forwards running at once on ``cores`` cores."""
+    return max(1, cores // max(1, busy))
+
+
+class SharedCores:
+    """This instance's slot in the table of its model's instances, and the threads to compute with."""
+
+    def __init__(self, path: Path, slots: int, cores: int, set_threads: Callable[[int], None]):
+        self.path = path
+        self.cores = cores
+        self.set_threads = set_threads
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # instances start in parallel: claim a slot one at a time
+            if os.fstat(fd).st_size < slots:
+                os.ftruncate(fd, slots)
+            self.table = mmap.mmap(fd, slots)
+            free = self.table.find(bytes([FREE]))
+            if free < 0:  # more instances than slots (a reload racing the old instances' exit): share the last
+                free = slots - 1
+            self.slot = free
+            self.table[self.slot] = IDLE
+        finally:
+            # Unlock explicitly: mmap keeps a duplicate of the descriptor, which would hold the lock.
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    @contextlib.contextmanager
+    def busy(self) -> Iterator[int]:
+        """Mark this instance busy and set the threads for the forward inside (yielded)."""
+        self.table[self.slot] = BUSY
+        threads = threads_for(self.table[:].count(BUSY), self.cores)
+        self.set_threads(threads)
+        try:
+            yield threads
+        finally:
+            self.table[self.slot] = IDLE
+
+    def close(self) -> None:
+        """Give the slot back (a model reload's new instances take it); the last instance removes the table."""
+        self.table[self.slot] = FREE
+        if not self.table[:].strip(bytes([FREE])):
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+        self.table.close()
+
+
+class FixedCores:
+    """A fixed thread count: ``cpu_threads`` set explicitly, a GPU instance, or a lone CPU instance."""
+
+    def __init__(self, threads: int, set_threads: Callable[[int], None]):
+        self.threads = threads
+        set_threads(threads)
+
+    @contextlib.contextmanager
+    def busy(self) -> Iterator[int]:
+        yield self.threads
+
+    def close(self) -> None:
+        pass
+
+
+def instance_cores(
+    model_name: str, threads: int, shared_cores: int | None, instances: int, set_threads: Callable[[int], None]
+) -> SharedCores | FixedCores:
+    """The threads of one instance: ``threads`` always, or, when ``shared_cores`` is given and it has peers,
+    ``shared_cores`` divided among the ``instances`` busy at each forward (``threads`` until the first)."""
+    if shared_cores is None or instances < 2:
+        return FixedCores(threads, set_threads)
+    set_threads(threads)  # loading and warm-up run beside the other instances' own
+    return SharedCores(table_path(model_name, os.getppid()), instances, shared_cores, set_threads)

@@ -1,0 +1,43 @@
+"""Prometheus counters beside Triton's own: how full and how padded each forward is, and what was dropped."""
+
+from __future__ import annotations
+
+from .outcomes import counters
+
+COUNTERS = {
+    "forwards": ("clf_forward_passes_total", "Forward passes run by the classifier"),
+    "sequences": ("clf_forward_sequences_total", "Sequences classified, summed over forward passes"),
+    "real_tokens": ("clf_forward_real_tokens_total", "Real (attended) tokens in forward passes"),
+    "padded_tokens": ("clf_forward_padded_tokens_total", "Tokens computed in forward passes, padding included"),
+    "attention_tokens": (
+        "clf_forward_attention_tokens_total",
+        "Query positions computed in attention, padding included",
+    ),
+    "forward_us": ("clf_forward_duration_us_total", "Time spent in forward passes, microseconds"),
+    "dropped": (
+        "clf_requests_dropped_total",
+        "Requests answered CANCELLED before the forward pass: their caller no longer waits. "
+        "reason expired: the request carried a timeout (a deadline), cancelled: it did not",
+    ),
+}
+
+
+class ForwardMetrics:
+    """The token model's counters; ``metric_family`` is ``pb_utils.MetricFamily``."""
+
+    def __init__(self, metric_family, labels: dict[str, str]):
+        self.families, self.counters = counters(metric_family, labels, COUNTERS)
+        self.dropped = self.counters["dropped"]
+
+    def record(self, stats, duration_us: float) -> None:
+        """Count the forwards of one execute (``engine.ForwardStats``) and the time they took."""
+        for forward in stats:
+            for key, value in (
+                ("forwards", 1),
+                ("sequences", forward.rows),
+                ("real_tokens", forward.real_tokens),
+                ("padded_tokens", forward.padded_tokens),
+                ("attention_tokens", forward.attention_tokens),
+            ):
+                self.counters[key].increment(value)
+        self.counters["forward_us"].increment(duration_us)

@@ -1,0 +1,79 @@
+"""What each request of an execute comes to, the same in both models.
+
+Each stage of ``execute`` keeps one entry per request: its data, or what ends it — ``Dropped``
+(nobody waits for the answer any more), the model's own invalid-input error, or a
+``TritonError`` — so every request gets exactly one response and one request's failure never
+fails another's. This file has a byte-identical copy in each model's package (``clf_serving``,
+``text_serving``): Triton loads each model folder on its own, so neither can import the other's;
+``tests/unit/test_settings.py`` keeps the copies equal.
+"""
+
+from __future__ import annotations
+
+# Why a request was dropped before its forward pass: the ``reason`` label of the dropped counters.
+DROP_REASONS = ("expired", "cancelled")
+
+
+class Dropped(Exception):
+    """A request answered CANCELLED before its forward pass, and why (one of ``DROP_REASONS``)."""
+
+    def __init__(self, message: str, reason: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+def drop_abandoned(request, dropped_counters: dict):
+    """``request``, or ``Dropped`` (counted by reason) when nobody waits for its answer any more.
+
+    Triton marks a request cancelled when its gRPC call is cancelled, which is also what gRPC does
+    when the call's deadline passes; a request that carried a ``timeout`` (the client library sends
+    its deadline as one) is counted as expired, any other as cancelled.
+    """
+    if not request.is_cancelled():
+        return request
+    reason = DROP_REASONS[0] if request.timeout() else DROP_REASONS[1]
+    dropped_counters[reason].increment(1)
+    return Dropped(f"request {reason} before its forward pass: its caller no longer waits for the answer", reason)
+
+
+def row_spans(entries: list) -> list[slice | None]:
+    """Where each request's rows lie among the rows of all requests of an execute.
+
+    An entry is a request's list of rows, or what ended it (anything but a list): None, no rows.
+    """
+    spans, start = [], 0
+    for entry in entries:
+        if isinstance(entry, list):
+            spans.append(slice(start, start + len(entry)))
+            start += len(entry)
+        else:
+            spans.append(None)
+    return spans
+
+
+def error_response(pb_utils, outcome, invalid_input: type):
+    """The error response of a request that ended with ``outcome`` (not a tuple of outputs), else None.
+
+    ``pb_utils`` is Triton's ``triton_python_backend_utils``, passed in so this file loads without it.
+    """
+    if isinstance(outcome, tuple):
+        return None
+    for kind, code_name in ((invalid_input, "INVALID_ARG"), (Dropped, "CANCELLED")):
+        if isinstance(outcome, kind):
+            code = getattr(pb_utils.TritonError, code_name, None)  # older Python backends have no codes
+            outcome = pb_utils.TritonError(str(outcome), *(() if code is None else (code,)))
+    return pb_utils.InferenceResponse(error=outcome)
+
+
+def counters(metric_family, labels: dict[str, str], specs: dict[str, tuple[str, str]]) -> tuple[list, dict]:
+    """Prometheus counters (``pb_utils.MetricFamily``): their families, to keep alive, and the counter for each
+    key of ``specs`` (key → (metric name, description)). ``"dropped"``: one counter per reason, by reason."""
+    families, metrics = [], {}
+    for key, (name, description) in specs.items():
+        family = metric_family(name=name, description=description, kind=metric_family.COUNTER)
+        families.append(family)  # a Metric is only valid while its MetricFamily lives
+        if key == "dropped":
+            metrics[key] = {reason: family.Metric(labels={**labels, "reason": reason}) for reason in DROP_REASONS}
+        else:
+            metrics[key] = family.Metric(labels=labels)
+    return families, metrics

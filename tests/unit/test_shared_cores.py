@@ -1,0 +1,53 @@
+"""The cores of a model's CPU instances, shared among those computing (``clf_serving.cores``)."""
+
+from clf_serving.cores import BUSY, FREE, IDLE, FixedCores, SharedCores, instance_cores, table_path, threads_for
+
+
+def test_threads_are_the_cores_divided_among_the_busy_forwards():
+    assert [threads_for(busy, 2) for busy in (1, 2, 3)] == [2, 1, 1]
+    assert [threads_for(busy, 16) for busy in (1, 2, 3, 4)] == [16, 8, 5, 4]
+
+
+def test_a_lone_forward_takes_every_core_and_busy_peers_share_them(tmp_path):
+    path = table_path("clf", 1234, folder=tmp_path)
+    calls: dict[str, list[int]] = {"a": [], "b": []}
+    a = SharedCores(path, slots=2, cores=2, set_threads=calls["a"].append)
+    b = SharedCores(path, slots=2, cores=2, set_threads=calls["b"].append)
+    assert (a.slot, b.slot) == (0, 1)
+
+    with a.busy() as alone:
+        assert alone == 2
+        with b.busy() as beside:
+            assert beside == 1
+            assert path.read_bytes() == bytes([BUSY, BUSY])
+    assert path.read_bytes() == bytes([IDLE, IDLE])
+    with b.busy() as after:
+        assert after == 2
+    assert calls == {"a": [2], "b": [1, 2]}
+
+
+def test_a_closed_instance_frees_its_slot_for_a_reloaded_one(tmp_path):
+    path = table_path("clf", 1, folder=tmp_path)
+    a, b = (SharedCores(path, 2, 2, lambda n: None) for _ in range(2))
+    a.close()
+    assert path.read_bytes() == bytes([FREE, IDLE])
+    reloaded = SharedCores(path, 2, 2, lambda n: None)
+    assert reloaded.slot == 0
+    # More instances than slots (a reload racing the old instances' exit): they share the last slot.
+    c = SharedCores(path, 2, 2, lambda n: None)
+    assert c.slot == 1
+    for instance in (b, c):
+        instance.close()
+    assert path.exists(), "a slot is still taken"
+    reloaded.close()
+    assert not path.exists(), "the last instance removes the table"
+
+
+def test_fixed_threads_without_peers_or_when_configured():
+    calls: list[int] = []
+    lone = instance_cores("clf", threads=2, shared_cores=2, instances=1, set_threads=calls.append)
+    configured = instance_cores("clf", threads=3, shared_cores=None, instances=2, set_threads=calls.append)
+    assert isinstance(lone, FixedCores) and isinstance(configured, FixedCores)
+    with lone.busy() as threads:
+        assert threads == 2
+    assert calls == [2, 3]
