@@ -26,6 +26,19 @@ def test_a_lone_forward_takes_every_core_and_busy_peers_share_them(tmp_path):
     assert calls == {"a": [2], "b": [1, 2]}
 
 
+def test_a_forward_that_began_alone_gives_cores_back_when_a_peer_starts(tmp_path):
+    path = table_path("clf", 99, folder=tmp_path)
+    calls: list[int] = []
+    a = SharedCores(path, slots=2, cores=2, set_threads=calls.append)
+    b = SharedCores(path, slots=2, cores=2, set_threads=lambda n: None)
+    with a.busy():
+        assert a.rebalance() == 2  # unchanged: not set again
+        with b.busy():
+            assert a.rebalance() == 1
+        assert a.rebalance() == 2
+    assert calls == [2, 1, 2]
+
+
 def test_a_closed_instance_frees_its_slot_for_a_reloaded_one(tmp_path):
     path = table_path("clf", 1, folder=tmp_path)
     a, b = (SharedCores(path, 2, 2, lambda n: None) for _ in range(2))

@@ -121,7 +121,7 @@ class TritonPythonModel:
         started = time.perf_counter()
         try:
             with self.cores.busy():
-                logits, stats = self.engine.classify(sequences)
+                logits, stats = self.engine.classify(sequences, self.cores.rebalance)
         except Exception as error:  # e.g. out of memory: fail this batch, keep serving
             failure = pb_utils.TritonError(f"forward failed: {error}")
             return [e if span is None else failure for e, span in zip(entries, spans, strict=True)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,15 +87,20 @@ class ClassifierEngine:
                 "config.pbtxt does not describe this checkpoint (re-run build/export.py): " + "; ".join(wrong)
             )
 
-    def classify(self, sequences: list[Sequence]) -> tuple[np.ndarray, list[ForwardStats]]:
-        """FP32 logits ``[len(sequences), num_labels]`` in input order, and per-forward stats."""
+    def classify(
+        self, sequences: list[Sequence], between_layers: Callable[[], None] | None = None
+    ) -> tuple[np.ndarray, list[ForwardStats]]:
+        """FP32 logits ``[len(sequences), num_labels]`` in input order, and per-forward stats.
+
+        ``between_layers``: called before each layer of a packed forward (``cores.SharedCores.rebalance``).
+        """
         logits = np.empty((len(sequences), self.num_labels), dtype=np.float32)
         stats = []
         lengths = [s.length for s in sequences]
         if self.settings.forward_mode == "packed":
             for group in token_budget_groups(lengths, self.settings.max_forward_tokens):
                 rows = [sequences[i] for i in group]
-                out, packed = self.packed.logits([s.ids for s in rows], [s.mask for s in rows])
+                out, packed = self.packed.logits([s.ids for s in rows], [s.mask for s in rows], between_layers)
                 logits[group] = out.float().cpu().numpy()
                 stats.append(ForwardStats(len(rows), packed.real_tokens, packed.dense_tokens, packed.attention_tokens))
             return logits, stats

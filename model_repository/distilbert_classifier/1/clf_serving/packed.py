@@ -29,6 +29,7 @@ model's own tensors (the oneDNN path holds a reordered copy of each linear weigh
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -123,11 +124,14 @@ class PackedClassifier:
         return f"GEMM {self.gemm} (fastest at load; ms per feed-forward block of 256 tokens: {timed})"
 
     @torch.inference_mode()
-    def logits(self, ids: list[np.ndarray], masks: list[np.ndarray | None]) -> tuple[torch.Tensor, PackedStats]:
+    def logits(
+        self, ids: list[np.ndarray], masks: list[np.ndarray | None], between_layers: Callable[[], None] | None = None
+    ) -> tuple[torch.Tensor, PackedStats]:
         """Logits ``[len(ids), num_labels]`` for sequences of any lengths, in input order.
 
         ``masks[i]`` is None when every token of sequence i is attended; otherwise its 0
         entries are excluded as attention keys, exactly as an ``attention_mask`` is.
+        ``between_layers`` is called before each layer (``cores.SharedCores.rebalance``).
         """
         plan = _plan(ids, masks, self._chunks(ids), self.round_sizes)
         on_device = self._upload(plan.host)
@@ -138,6 +142,8 @@ class PackedClassifier:
         hidden = self.embedding_norm(hidden)
         last = len(self.layers) - 1
         for index, layer in enumerate(self.layers):
+            if between_layers is not None:
+                between_layers()
             hidden = self._layer(layer, hidden, chunks, plan, first_tokens if index == last else None)
         logits = self.classifier(self.pre_classifier(hidden, "relu"))
         stats = PackedStats(
