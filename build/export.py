@@ -67,9 +67,12 @@ class ServingConfig(ServingKnobs):
     their one definition. The defaults are what ``make serve`` uses (see README)."""
 
     model_name: str = knob(DEFAULT_MODEL_NAME, "name of the token model in the repository")
-    max_batch_size: int = knob(
-        64, "rows (texts) per execute; enough for a 64-way concurrent load to form one batch", minimum=1
-    )
+    # 16: on a CPU a batch of 16 short texts already keeps the GEMMs efficient (the packed forward
+    # plans by tokens, not rows), and under overload it bounds what a request waits behind: the
+    # queue plus one batch per instance. At 2 × saturation on 2 cores, answered p99 was 3.9 s with 64
+    # and 1.9 s with 16, at the same throughput (RELIABILITY.md §2). A GPU wants bigger batches:
+    # export KIND_GPU models with --max-batch-size 64 or more (and a queue to match).
+    max_batch_size: int = knob(16, "rows (texts) per execute of the token model", minimum=1)
     # Short: at low load a request must not wait for company (p50 at concurrency 1), and at
     # high load requests queue behind the running forward anyway, so batches fill regardless.
     max_queue_delay_us: int = knob(500, "the dynamic batcher's max_queue_delay_microseconds", minimum=0)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 
+from export import ServingConfig
 from helpers import reference_logits, token_ids
 
 MODEL = "distilbert_classifier"
@@ -45,8 +46,8 @@ MALFORMED = {
     # Rejected by Triton itself, before model.py, against config.pbtxt.
     "wrong_dtype": ([tensor("input_ids", np.array([[101, 102]], dtype=np.int32), "INT32")], "expects 'INT64'"),
     "batch_over_max_batch_size": (
-        [tensor("input_ids", np.full((65, 4), 1000, dtype=np.int64))],
-        "batch-size must be <= 64",
+        [tensor("input_ids", np.full((ServingConfig().max_batch_size + 1, 4), 1000, dtype=np.int64))],
+        f"batch-size must be <= {ServingConfig().max_batch_size}",
     ),
     "wrong_rank": ([tensor("input_ids", np.full((1, 2, 3), 1000, dtype=np.int64))], "input_ids"),
     "missing_input_ids": ([tensor("attention_mask", ids([1, 1]))], "input_ids"),

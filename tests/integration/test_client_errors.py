@@ -86,7 +86,7 @@ def test_async_classify_raises_invalid_input_when_text_is_too_long(server, check
 
 
 def test_classify_raises_deadline_exceeded_when_deadline_is_too_short(classifier):
-    texts = [LONG_TEXT] * classifier.model.max_batch_size  # one request, 64 × 512 tokens
+    texts = [LONG_TEXT] * classifier.model.max_batch_size  # one request of max_batch_size × 512 tokens
 
     with pytest.raises(DeadlineExceededError) as caught:
         classifier.classify(texts, timeout_s=0.01)

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
-from traffic import FIGURES, MODEL, Case, send_all, tensor
+from traffic import FIGURES, FULL_BATCH, MODEL, Case, send_all, tensor
 from tritonclient.utils import InferenceServerException
 
 from distilbert_client import Classifier, ClassifierError, RetryPolicy
@@ -43,7 +43,7 @@ def test_sigterm_under_load_finishes_every_in_flight_request(small_repository, t
     options = options_on_free_ports(small_repository, exit_timeout_s=60)
     server = LocalServer(options, log_path=tmp_path / "tritonserver.log").start(timeout_s=240)
     try:
-        heavy = np.full((64, 512), 1000, dtype=np.int64)  # one execute each, ~0.1–0.3 s on the tiny model
+        heavy = np.full((FULL_BATCH, 512), 1000, dtype=np.int64)  # one execute each, ~0.1–0.3 s on the tiny model
         with grpcclient.InferenceServerClient(server.grpc_url) as client:
             expected = client.infer(MODEL, [tensor("input_ids", heavy)]).as_numpy("logits")
             cases = [Case("heavy", MODEL, [tensor("input_ids", heavy)], expected)] * 40

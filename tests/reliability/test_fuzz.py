@@ -10,14 +10,14 @@ import random
 import time
 
 import numpy as np
-from traffic import FIGURES, MODEL, TEXT_MODEL, Case, judge, send_all, strings, tensor
+from traffic import FIGURES, FULL_BATCH, MODEL, TEXT_MODEL, Case, judge, send_all, strings, tensor
 
 from corpus import english_texts
 from helpers import reference_logits, token_ids
 
 TOTAL = 1200
 WINDOW = 48  # requests in flight at once: well under the queue of 128, so no well-formed one is refused
-MAX_LENGTH, VOCAB, MAX_BATCH = 512, 30522, 64
+MAX_LENGTH, VOCAB, MAX_BATCH = 512, 30522, FULL_BATCH
 
 
 def ids(rows) -> np.ndarray:

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 from servers import self_signed_certificate, tls_client
-from traffic import MODEL, tensor
+from traffic import FULL_BATCH, MODEL, tensor
 from tritonclient.utils import InferenceServerException
 
 from export import checkpoint_facts
@@ -63,7 +63,7 @@ def test_models_cannot_be_loaded_or_unloaded_even_with_the_admin_key(client, adm
 def test_inference_health_and_metadata_stay_open(client):
     assert client.is_server_live() and client.is_server_ready()
     assert client.get_model_metadata(MODEL).name == MODEL
-    assert client.get_model_config(MODEL).config.max_batch_size == 64
+    assert client.get_model_config(MODEL).config.max_batch_size == FULL_BATCH
     assert client.infer(MODEL, [tensor("input_ids", np.array([[101, 2023, 102]]))]).as_numpy("logits").shape == (1, 3)
 
 

@@ -35,9 +35,9 @@ INPUTS = {
 SCORES = {"logits": (mc.TYPE_FP32, [3], "labels.txt"), "probabilities": (mc.TYPE_FP32, [3], "labels.txt")}
 OUTPUTS = {TOKEN: SCORES, TEXT: {**SCORES, "label": (mc.TYPE_STRING, [1], "")}}
 # (instance kind, count, warmups): the text model warms its tokenizer itself (Triton refuses BLS before ready).
-PLACEMENT = {
-    TOKEN: (mc.ModelInstanceGroup.KIND_AUTO, 2, {"short_text", "long_batch"}),
-    TEXT: (mc.ModelInstanceGroup.KIND_CPU, 2, set()),
+PLACEMENT = {  # kind, instances, warm-ups, max_batch_size
+    TOKEN: (mc.ModelInstanceGroup.KIND_AUTO, 2, {"short_text", "long_batch"}, 16),
+    TEXT: (mc.ModelInstanceGroup.KIND_CPU, 2, set(), 64),
 }
 
 
@@ -70,8 +70,8 @@ def test_outputs_carry_the_labels_file_for_triton_classification(model):
 @pytest.mark.parametrize("model", MODELS)
 def test_batching_instances_and_warmup_are_configured(model):
     config = committed(model)
-    kind, count, warmups = PLACEMENT[model]
-    assert config.max_batch_size == 64 and config.HasField("dynamic_batching")
+    kind, count, warmups, max_batch_size = PLACEMENT[model]
+    assert config.max_batch_size == max_batch_size and config.HasField("dynamic_batching")
     assert (config.instance_group[0].kind, config.instance_group[0].count) == (kind, count)
     assert {w.name for w in config.model_warmup} == warmups
 

@@ -11,6 +11,7 @@ import torch
 
 from .batching import plan_forwards, token_budget_groups
 from .device import prepare_device
+from .knobs import ConfigError
 from .packed import PackedClassifier
 from .scores import resolve_problem_type
 from .settings import PRECISIONS, ServingSettings
@@ -30,8 +31,8 @@ class ForwardStats:
     attention_tokens: int
 
 
-class CheckpointMismatch(ValueError):
-    """The model config publishes facts that the loaded checkpoint contradicts."""
+class CheckpointMismatch(ConfigError):
+    """The model config publishes facts that the loaded checkpoint contradicts: a config error, as in the text model."""
 
 
 class ClassifierEngine:

@@ -34,7 +34,9 @@ class ServingKnobs:
         "dtype of weights and activations: fp32; bf16 on CPUs with AMX and on GPUs; fp16 on GPUs only",
         choices=tuple(PRECISIONS),
     )
-    cpu_threads: int = knob(0, "torch threads per CPU instance; 0: cores ÷ CPU instances", minimum=0)
+    cpu_threads: int = knob(
+        0, "torch threads per CPU instance; 0: the cores, shared among the instances busy at each layer", minimum=0
+    )
     forward_mode: str = knob(
         "packed", "packed: dense layers on real tokens only; padded: transformers' forward", choices=FORWARD_MODES
     )
