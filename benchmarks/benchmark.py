@@ -233,7 +233,7 @@ def write_reports(
         "# Benchmark: served DistilBERT vs the in-process ceiling and a naive baseline",
         "",
         f"Machine: {machine()}. In-process threads: {args.threads}; served: the default export "
-        f"(2 instances, cores ÷ instances threads each). Command: `python benchmarks/benchmark.py "
+        f"(2 instances, sharing the cores among those computing). Command: `python benchmarks/benchmark.py "
         f"--precisions {' '.join(args.precisions)} --concurrency {' '.join(map(str, args.concurrency))}`.",
         f"Checkpoint: full-size DistilBERT (dim 768, 6 layers, 12 heads), random weights. "
         f"perf_analyzer over gRPC, one text per request, measurement window {args.interval_ms} ms.",

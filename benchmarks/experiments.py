@@ -4,6 +4,7 @@
     python benchmarks/experiments.py instances      # 1 instance × 2 threads vs 2 × 1, full model, bf16
     python benchmarks/experiments.py c1-latency     # queue delay and OMP_WAIT_POLICY at concurrency 1, fp32
     python benchmarks/experiments.py shared-cores   # 2 instances: a fixed thread each vs the cores shared by the busy
+    python benchmarks/experiments.py batch-size     # max_batch_size 64 (the earlier default) vs 16, fp32, twice
     python benchmarks/experiments.py heap-growth    # RSS growth of the packed engine under mixed batches
 
 Each prints one line per variant. Run on a quiet machine; quote the printed figures.
@@ -167,6 +168,14 @@ def shared_cores() -> None:
     )
 
 
+def batch_size() -> None:
+    variants = {
+        "max_batch_size 64": ServingConfig(model_name="b64", instance_kind="cpu", max_batch_size=64),
+        "max_batch_size 16 (the default)": ServingConfig(model_name="b16", instance_kind="cpu"),
+    }
+    perf_variants(variants, loads=(16, 64, 16, 64))
+
+
 HEAP_PROBE = """
 import sys, time, numpy as np, torch
 sys.path[:0] = [sys.argv[1], sys.argv[2]]
@@ -211,6 +220,7 @@ EXPERIMENTS = {
     "instances": instances,
     "c1-latency": c1_latency,
     "shared-cores": shared_cores,
+    "batch-size": batch_size,
     "heap-growth": heap_growth,
 }
 
