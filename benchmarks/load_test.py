@@ -371,6 +371,16 @@ async def run(args) -> dict:
         await client.close()
 
 
+def serving_config(items: list[str]):
+    """The default export's ``ServingConfig`` with ``KNOB=VALUE`` items (``--serving``) changed."""
+    from export import ServingConfig
+
+    types = {field.name: field.type for field in dataclasses.fields(ServingConfig)}
+    parse = {"int": int, "bool": lambda value: value.lower() == "true"}
+    knobs = dict(item.split("=", 1) for item in items)
+    return ServingConfig(**{name: parse.get(types[name], str)(value) for name, value in knobs.items()})
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", default="localhost:8001", help="gRPC address of a running server")
@@ -404,16 +414,12 @@ def main(argv: list[str] | None = None) -> int:
 
     server = None
     if args.launch:
-        from export import ServingConfig, write_model
+        from export import write_model
         from launch import LocalServer
 
         repository = Path(tempfile.mkdtemp(prefix="load-test-repository-"))
         # The defaults users run (RELIABILITY.md §2: two instances and a bounded queue), or a variant.
-        fields = {field.name: field.type for field in dataclasses.fields(ServingConfig)}
-        knobs = dict(item.split("=", 1) for item in args.serving)
-        typed = {name: {"int": int, "bool": lambda v: v.lower() == "true"}.get(fields[name], str)(value)
-                 for name, value in knobs.items()}  # fmt: skip
-        write_model(args.checkpoint, repository, ServingConfig(**typed))
+        write_model(args.checkpoint, repository, serving_config(args.serving))
         options = options_on_free_ports(repository)
         server = LocalServer(options).start(timeout_s=600)
         args.url, args.server_pid, args.metrics_url = server.grpc_url, server.process.pid, server.metrics_url

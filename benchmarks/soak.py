@@ -50,7 +50,7 @@ from tritonclient.utils import InferenceServerException
 
 import project_paths  # noqa: F401  (build/, docker/ and the models' packages by name)
 from launch import STUB_NAME, child_processes, free_port
-from load_test import Workload, rss_mib
+from load_test import Workload, rss_mib, serving_config
 
 PROJECT = Path(__file__).resolve().parent.parent
 LAUNCHER = PROJECT / "build" / "launch.py"
@@ -395,12 +395,14 @@ def memory_growth(samples: list[tuple[float, float, int | None]], warmup_s: floa
     }
 
 
-def export_defaults(checkpoint: Path) -> Path:
-    from export import ServingConfig, TextModelConfig, write_model, write_text_model
+def export_defaults(checkpoint: Path, serving_items: tuple[str, ...] = ()) -> Path:
+    """The default export, or it with ``KNOB=VALUE`` items changed (``--serving``)."""
+    from export import TextModelConfig, write_model, write_text_model
 
     repository = Path(tempfile.mkdtemp(prefix="soak-repository-"))
-    write_model(checkpoint, repository, ServingConfig())
-    write_text_model(checkpoint, repository, ServingConfig(), TextModelConfig())
+    serving = serving_config(serving_items)
+    write_model(checkpoint, repository, serving)
+    write_text_model(checkpoint, repository, serving, TextModelConfig())
     return repository
 
 
@@ -444,6 +446,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--burst-s", type=float, default=20.0)
     parser.add_argument("--kill-at-s", type=float, default=420.0, help="when the stub is killed; -1: never")
     parser.add_argument("--warmup-s", type=float, default=180.0, help="of a server, before its RSS counts")
+    parser.add_argument(
+        "--serving", nargs="*", default=[], metavar="KNOB=VALUE", help="export knobs other than the defaults"
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
 
@@ -454,7 +459,7 @@ def main(argv: list[str] | None = None) -> int:
     args.vocab_size = AutoConfig.from_pretrained(args.checkpoint).vocab_size
     texts = english_texts(args.texts)
     workload = Workload.from_texts(args.checkpoint, args.texts)
-    state = Soak(args, export_defaults(args.checkpoint))
+    state = Soak(args, export_defaults(args.checkpoint, args.serving))
     state.start()
     try:
         result = asyncio.run(soak(state, workload, texts))

@@ -290,6 +290,11 @@ def main(argv: list[str] | None = None) -> int:
         help="do not restart tritonserver when a Python-backend stub dies (Triton itself does not recover it)",
     )
     parser.add_argument(
+        "--no-restart-on-crash",
+        action="store_true",
+        help="exit, instead of starting it again, when tritonserver itself dies (a signal or a non-zero exit)",
+    )
+    parser.add_argument(
         "--restart-grace-s",
         type=float,
         default=5.0,
@@ -344,17 +349,28 @@ def main(argv: list[str] | None = None) -> int:
             f"ready: gRPC {server.grpc_url}  HTTP {server.http_url}  metrics {server.metrics_url}\nCtrl-C stops it.",
             flush=True,
         )
-        while server.process.poll() is None:
-            # Every request routed to a dead stub fails until the restart: notice it fast.
-            time.sleep(0.25)
-            if not args.no_restart_on_stub_death and server.process.poll() is None and not server.stubs_healthy():
-                print("a Python-backend stub died: restarting tritonserver (in-flight requests finish)", flush=True)
-                code = server.stop_after_in_flight(args.restart_grace_s)
-                print(f"tritonserver stopped (exit code {code})", flush=True)
-                server.start(timeout_s=args.startup_timeout_s)
-                print(f"ready again: gRPC {server.grpc_url}  HTTP {server.http_url}", flush=True)
-        print(f"tritonserver exited with {server.process.returncode}:\n{server.log_tail()}", file=sys.stderr)
-        return server.process.returncode or 1
+        crashes: list[float] = []
+        while True:
+            while server.process.poll() is None:
+                # Every request routed to a dead stub fails until the restart: notice it fast.
+                time.sleep(0.25)
+                if not args.no_restart_on_stub_death and server.process.poll() is None and not server.stubs_healthy():
+                    print("a Python-backend stub died: restarting tritonserver (in-flight requests finish)", flush=True)
+                    code = server.stop_after_in_flight(args.restart_grace_s)
+                    print(f"tritonserver stopped (exit code {code})", flush=True)
+                    server.start(timeout_s=args.startup_timeout_s)
+                    print(f"ready again: gRPC {server.grpc_url}  HTTP {server.http_url}", flush=True)
+            code = server.process.returncode
+            print(f"tritonserver exited with {code}:\n{server.log_tail()}", file=sys.stderr, flush=True)
+            # A crash (e.g. the Python backend's SIGSEGV under load, RELIABILITY.md §3) is restarted like a
+            # dead stub, as an orchestrator would; a crash loop (3 within 5 minutes) is not.
+            crashes = [t for t in crashes if time.monotonic() - t < 300] + [time.monotonic()]
+            if code == 0 or args.no_restart_on_crash or len(crashes) >= 3:
+                return code or 1
+            server.stop()  # its stubs and their shared memory go too
+            print("tritonserver crashed: starting it again", flush=True)
+            server.start(timeout_s=args.startup_timeout_s)
+            print(f"ready again: gRPC {server.grpc_url}  HTTP {server.http_url}", flush=True)
     except KeyboardInterrupt:
         code = server.stop()
         print(f"tritonserver stopped (exit code {code})", flush=True)

@@ -9,6 +9,7 @@ import pytest
 import tritonclient.grpc as grpcclient
 
 from corpus import english_texts
+from export import TextModelConfig
 from helpers import infer_ids, reference_logits, tokenizer
 
 TEXT_MODEL = "distilbert_text"
@@ -149,7 +150,11 @@ MALFORMED = {
     "empty_pair": (text_inputs([GOOD_TEXT], [""]), None, "text_pair[0] is empty"),
     # Rejected by Triton itself, before model.py, against config.pbtxt.
     "wrong_dtype": (text_inputs([GOOD_TEXT], dtype="INT64"), None, "expects 'BYTES'"),
-    "batch_over_max_batch_size": (text_inputs([GOOD_TEXT] * 65), None, "batch-size must be <= 64"),
+    "batch_over_max_batch_size": (
+        text_inputs([GOOD_TEXT] * (TextModelConfig().max_batch_size + 1)),
+        None,
+        f"batch-size must be <= {TextModelConfig().max_batch_size}",
+    ),
     "missing_text": (text_inputs([GOOD_TEXT])[:0] + text_inputs([GOOD_TEXT], [GOOD_TEXT])[1:], None, "text"),
 }
 

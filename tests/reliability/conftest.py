@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from servers import self_signed_certificate, tls_client
-from traffic import DEADLINE_PROBE, DEADLINE_PROBE_BATCH, FIGURES, PROBE, PROBE_QUEUE
+from traffic import FIGURES, PROBE, PROBE_QUEUE
 
 from export import ServingConfig, TextModelConfig, write_model, write_text_model
 from launch import LocalServer, options_on_free_ports
@@ -38,7 +38,6 @@ def reliability_repository(tmp_path_factory, tiny_checkpoints) -> Path:
     # The product's defaults (RELIABILITY.md §2): two instances, a bounded queue, request timeouts honoured.
     write_model(checkpoint, repository, ServingConfig())
     write_model(checkpoint, repository, ServingConfig(model_name=PROBE, max_queue_size=PROBE_QUEUE))
-    write_model(checkpoint, repository, ServingConfig(model_name=DEADLINE_PROBE, max_batch_size=DEADLINE_PROBE_BATCH))
     write_text_model(checkpoint, repository, ServingConfig(), TextModelConfig())
     return repository
 

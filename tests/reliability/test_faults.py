@@ -212,3 +212,37 @@ def test_killed_stub_is_restarted_by_the_launcher_and_ridden_through_by_the_clie
         except subprocess.TimeoutExpired:
             launcher.kill()
             launcher.wait()
+
+
+def test_crashed_server_is_started_again_by_the_launcher(small_repository, tiny_checkpoints):
+    """tritonserver itself killed by a signal (as the Python backend's SIGSEGV under load does, RELIABILITY.md §3):
+    the launcher starts it again, and a client that retries is answered."""
+    checkpoint = tiny_checkpoints["single_label_classification"]
+    grpc = free_port()
+    command = [sys.executable, str(LAUNCHER), "--model-repository", str(small_repository), "--grpc-port", str(grpc)]
+    command += ["--http-port", str(free_port()), "--metrics-port", str(free_port()), "--unrestricted"]
+    launcher = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(launcher.stdout), daemon=True).start()
+    try:
+        started = time.monotonic()
+        while not any(line.startswith("ready:") for line in lines):
+            assert launcher.poll() is None and time.monotonic() - started < 240, "".join(lines)
+            time.sleep(0.2)
+        server_pid, _ = stub_of(launcher)
+        os.kill(server_pid, signal.SIGSEGV)
+        deadline = time.monotonic() + 180
+        while not any(line.startswith("ready again:") for line in lines) and time.monotonic() < deadline:
+            assert launcher.poll() is None, "".join(lines)
+            time.sleep(0.2)
+        assert any(line.startswith("tritonserver crashed: starting it again") for line in lines), "".join(lines)
+        with Classifier(f"localhost:{grpc}", checkpoint, timeout_s=30, ready_timeout_s=30) as classifier:
+            assert classifier.classify("Back after a crash.").label
+        assert stub_of(launcher)[0] != server_pid
+    finally:
+        launcher.send_signal(signal.SIGTERM)
+        try:
+            launcher.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            launcher.kill()
+            launcher.wait()
