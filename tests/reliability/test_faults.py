@@ -6,6 +6,7 @@ Each test starts a server of its own on the tiny checkpoint: these tests stop or
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -76,6 +77,25 @@ def test_sigterm_under_load_finishes_every_in_flight_request(small_repository, t
         server.stop()
 
 
+@contextlib.contextmanager
+def launcher_on_free_ports(repository: Path):
+    """``build/launch.py`` with its defaults (unrestricted) on free ports: (its process, the gRPC port);
+    stopped with SIGTERM afterwards, as an operator would."""
+    grpc = free_port()
+    command = [sys.executable, str(LAUNCHER), "--model-repository", str(repository), "--grpc-port", str(grpc)]
+    command += ["--http-port", str(free_port()), "--metrics-port", str(free_port()), "--unrestricted"]
+    launcher = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        yield launcher, grpc
+    finally:
+        launcher.send_signal(signal.SIGTERM)
+        try:
+            launcher.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            launcher.kill()
+            launcher.wait()
+
+
 def stub_of(launcher: subprocess.Popen) -> tuple[int, int]:
     """(tritonserver pid, its Python-backend stub's pid) under a running launcher."""
     deadline = time.monotonic() + 30
@@ -97,23 +117,19 @@ def test_killed_stub_is_restarted_by_the_launcher_and_ridden_through_by_the_clie
     text = "The stub died and the service came back."
     ids = token_ids(checkpoint, [text])
     expected = reference_logits(checkpoint, ids)[0]
-    grpc = free_port()
-    command = [sys.executable, str(LAUNCHER), "--model-repository", str(small_repository), "--grpc-port", str(grpc)]
-    command += ["--http-port", str(free_port()), "--metrics-port", str(free_port()), "--unrestricted"]
-    launcher = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    events: dict[str, float] = {}
-    lines: list[str] = []
+    with launcher_on_free_ports(small_repository) as (launcher, grpc):
+        events: dict[str, float] = {}
+        lines: list[str] = []
 
-    def read_output():
-        for line in launcher.stdout:
-            lines.append(line)
-            for marker in ("ready:", "a Python-backend stub died", "tritonserver stopped", "ready again:"):
-                if line.startswith(marker):
-                    events.setdefault(marker, time.monotonic())
+        def read_output():
+            for line in launcher.stdout:
+                lines.append(line)
+                for marker in ("ready:", "a Python-backend stub died", "tritonserver stopped", "ready again:"):
+                    if line.startswith(marker):
+                        events.setdefault(marker, time.monotonic())
 
-    reader = threading.Thread(target=read_output, daemon=True)
-    reader.start()
-    try:
+        reader = threading.Thread(target=read_output, daemon=True)
+        reader.start()
         started = time.monotonic()
         while "ready:" not in events:
             assert launcher.poll() is None and time.monotonic() - started < 240, "".join(lines)
@@ -205,26 +221,15 @@ def test_killed_stub_is_restarted_by_the_launcher_and_ridden_through_by_the_clie
         assert not library_failures, library_failures
         assert library[-1][2] == "ok" and raw[-1][2] == "ok"
         assert server_pid not in [pid for pid, _, _ in child_processes(launcher.pid)]
-    finally:
-        launcher.send_signal(signal.SIGTERM)
-        try:
-            launcher.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            launcher.kill()
-            launcher.wait()
 
 
 def test_crashed_server_is_started_again_by_the_launcher(small_repository, tiny_checkpoints):
     """tritonserver itself killed by a signal (as the Python backend's SIGSEGV under load does, RELIABILITY.md §3):
     the launcher starts it again, and a client that retries is answered."""
     checkpoint = tiny_checkpoints["single_label_classification"]
-    grpc = free_port()
-    command = [sys.executable, str(LAUNCHER), "--model-repository", str(small_repository), "--grpc-port", str(grpc)]
-    command += ["--http-port", str(free_port()), "--metrics-port", str(free_port()), "--unrestricted"]
-    launcher = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines: list[str] = []
-    threading.Thread(target=lambda: lines.extend(launcher.stdout), daemon=True).start()
-    try:
+    with launcher_on_free_ports(small_repository) as (launcher, grpc):
+        lines: list[str] = []
+        threading.Thread(target=lambda: lines.extend(launcher.stdout), daemon=True).start()
         started = time.monotonic()
         while not any(line.startswith("ready:") for line in lines):
             assert launcher.poll() is None and time.monotonic() - started < 240, "".join(lines)
@@ -239,10 +244,3 @@ def test_crashed_server_is_started_again_by_the_launcher(small_repository, tiny_
         with Classifier(f"localhost:{grpc}", checkpoint, timeout_s=30, ready_timeout_s=30) as classifier:
             assert classifier.classify("Back after a crash.").label
         assert stub_of(launcher)[0] != server_pid
-    finally:
-        launcher.send_signal(signal.SIGTERM)
-        try:
-            launcher.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            launcher.kill()
-            launcher.wait()
