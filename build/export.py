@@ -68,9 +68,9 @@ class ServingConfig(ServingKnobs):
 
     model_name: str = knob(DEFAULT_MODEL_NAME, "name of the token model in the repository")
     # 64, not 16: batches of 16 cut the answered p99 at 2 × saturation from 3.9 s to 1.9 s at the same
-    # throughput, but under overload bursts with 0.5 s deadlines the Python backend's stub crashed
-    # (general protection fault, then tritonserver aborted) at every burst in 3 of 3 soaks; with 64,
-    # none in 3 bursts and in a 30-minute soak (RELIABILITY.md §2, §3).
+    # throughput, but Triton 2.51's Python backend crashes under overload bursts of cancelled requests
+    # (a stub's general protection fault, then the server aborts), and with 16 it did so at nearly every
+    # burst; with 64 at 1 of 4 bursts measured (RELIABILITY.md §2, §3).
     max_batch_size: int = knob(64, "rows (texts) per execute of the token model", minimum=1)
     # Short: at low load a request must not wait for company (p50 at concurrency 1), and at
     # high load requests queue behind the running forward anyway, so batches fill regardless.
