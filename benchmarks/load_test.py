@@ -28,11 +28,9 @@ import asyncio
 import dataclasses
 import json
 import random
-import re
 import sys
 import tempfile
 import time
-import urllib.request
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -44,6 +42,7 @@ from tritonclient.utils import InferenceServerException
 
 import project_paths  # noqa: F401  (build/, docker/ and the models' packages by name)
 from launch import child_processes, options_on_free_ports
+from perf_analyzer import model_metrics
 
 REJECT_PHRASES = ("Exceeds maximum queue size", "Request timeout expired")
 TOLERANCE = 1e-4
@@ -272,35 +271,19 @@ async def with_memory(run, pid: int | None, warmup) -> Figures:
     return figures
 
 
-SERVER_COUNTERS = ("nv_inference_request_success", "nv_inference_request_failure", "clf_requests_dropped_total")
-
-
-def server_counters(metrics_url: str, model: str) -> dict[str, float]:
-    """The model's request counters (Prometheus text): ``{name or name:reason: value}``."""
-    with urllib.request.urlopen(metrics_url, timeout=10) as response:
-        text = response.read().decode()
-    counters: dict[str, float] = {}
-    for name, labels, value in re.findall(r"^(\w+)\{(.*)\} ([0-9.e+]+)$", text, flags=re.M):
-        if name in (*SERVER_COUNTERS, "nv_inference_pending_request_count") and f'model="{model}"' in labels:
-            reason = re.search(r'reason="(\w+)"', labels)
-            key = f"{name}:{reason.group(1)}" if reason else name
-            counters[key] = counters.get(key, 0.0) + float(value)
-    return counters
-
-
 async def deadline_run(client: LoadClient, workload: Workload, rate: float, args) -> Figures:
     """Open loop at ``rate`` with every request's deadline ``args.deadline_s``: of the requests whose
     deadline passed, how many the server never computed (its counters, before and after)."""
-    before = server_counters(args.metrics_url, args.model)
+    before = model_metrics(args.metrics_url, args.model)
     name = f"open loop {rate:.1f}/s, {args.deadline_s:g} s deadline"
     figures = await open_loop(client, workload, rate, args.duration_s, name=name, deadline_s=args.deadline_s)
     # The server drops a request whose call ended when it next looks at it: let its queue drain.
     for _ in range(120):
-        if not server_counters(args.metrics_url, args.model).get("nv_inference_pending_request_count"):
+        if not model_metrics(args.metrics_url, args.model).get("nv_inference_pending_request_count"):
             break
         await asyncio.sleep(0.5)
     await asyncio.sleep(2.0)
-    after = server_counters(args.metrics_url, args.model)
+    after = model_metrics(args.metrics_url, args.model)
     delta = {key: after.get(key, 0.0) - before.get(key, 0.0) for key in after}
     dropped = sum(v for k, v in delta.items() if k.startswith("clf_requests_dropped_total"))
     cancelled = delta.get("nv_inference_request_failure:CANCELED", 0.0)

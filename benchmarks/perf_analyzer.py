@@ -105,17 +105,24 @@ def run_perf_analyzer(
     )
 
 
-def model_counters(metrics_url: str, model: str, family: str, names: tuple[str, ...]) -> dict[str, float]:
-    """The counters ``<family>_<name>_total`` of version 1 of ``model`` from the server's Prometheus metrics, by name.
+def model_metrics(metrics_url: str, model: str) -> dict[str, float]:
+    """The server's Prometheus samples for ``model``, summed over versions: ``{name: value}``, or
+    ``{name:reason: value}`` for a sample with a ``reason`` label (e.g. ``nv_inference_request_failure:CANCELED``)."""
+    with urllib.request.urlopen(metrics_url, timeout=10) as response:
+        text = response.read().decode()
+    metrics: dict[str, float] = {}
+    for name, labels, value in re.findall(r"^(\w+)\{(.*)\} ([0-9.e+]+)$", text, flags=re.M):
+        if f'model="{model}"' in labels:
+            reason = re.search(r'reason="(\w+)"', labels)
+            key = f"{name}:{reason.group(1)}" if reason else name
+            metrics[key] = metrics.get(key, 0.0) + float(value)
+    return metrics
 
-    A counter the server does not (yet) export reads 0.
-    """
-    text = urllib.request.urlopen(metrics_url, timeout=5).read().decode()
-    counters = {}
-    for name in names:
-        match = re.search(rf'{family}_{name}_total{{model="{model}",version="1"}} ([0-9.e+]+)', text)
-        counters[name] = float(match.group(1)) if match else 0.0
-    return counters
+
+def model_counters(metrics_url: str, model: str, family: str, names: tuple[str, ...]) -> dict[str, float]:
+    """The counters ``<family>_<name>_total`` of ``model``, by name; one the server does not (yet) export reads 0."""
+    metrics = model_metrics(metrics_url, model)
+    return {name: metrics.get(f"{family}_{name}_total", 0.0) for name in names}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -51,6 +51,7 @@ from tritonclient.utils import InferenceServerException
 import project_paths  # noqa: F401  (build/, docker/ and the models' packages by name)
 from launch import STUB_NAME, child_processes, free_port
 from load_test import Workload, rss_mib, serving_config
+from perf_analyzer import model_metrics
 
 PROJECT = Path(__file__).resolve().parent.parent
 LAUNCHER = PROJECT / "build" / "launch.py"
@@ -146,18 +147,11 @@ class Soak:
         in Triton's queue, or refused by it (``nv_inference_request_failure``, reasons CANCELED and
         REJECTED), or dropped by model.py (``clf_requests_dropped_total``)."""
         try:
-            with urllib.request.urlopen(f"http://localhost:{self.metrics_port}/metrics", timeout=5) as response:
-                text = response.read().decode()
+            metrics = model_metrics(f"http://localhost:{self.metrics_port}/metrics", TOKEN)
         except OSError:
             return None
-        total = 0.0
-        for line in text.splitlines():
-            if not line.startswith(("nv_inference_request_failure{", "clf_requests_dropped_total{")):
-                continue
-            reasons = ('reason="CANCELED"', 'reason="REJECTED"')
-            if f'model="{TOKEN}"' in line and (any(r in line for r in reasons) or line.startswith("clf_")):
-                total += float(line.rsplit(" ", 1)[1])
-        return total
+        failures = ("nv_inference_request_failure:CANCELED", "nv_inference_request_failure:REJECTED")
+        return sum(v for k, v in metrics.items() if k in failures or k.startswith("clf_requests_dropped_total"))
 
     def restarts(self) -> int:
         return sum(1 for _, line in self.events if line.startswith("a Python-backend stub died"))
