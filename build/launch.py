@@ -349,6 +349,11 @@ def main(argv: list[str] | None = None) -> int:
             f"ready: gRPC {server.grpc_url}  HTTP {server.http_url}  metrics {server.metrics_url}\nCtrl-C stops it.",
             flush=True,
         )
+
+        def start_again() -> None:
+            server.start(timeout_s=args.startup_timeout_s)
+            print(f"ready again: gRPC {server.grpc_url}  HTTP {server.http_url}", flush=True)
+
         crashes: list[float] = []
         while True:
             while server.process.poll() is None:
@@ -358,8 +363,7 @@ def main(argv: list[str] | None = None) -> int:
                     print("a Python-backend stub died: restarting tritonserver (in-flight requests finish)", flush=True)
                     code = server.stop_after_in_flight(args.restart_grace_s)
                     print(f"tritonserver stopped (exit code {code})", flush=True)
-                    server.start(timeout_s=args.startup_timeout_s)
-                    print(f"ready again: gRPC {server.grpc_url}  HTTP {server.http_url}", flush=True)
+                    start_again()
             code = server.process.returncode
             print(f"tritonserver exited with {code}:\n{server.log_tail()}", file=sys.stderr, flush=True)
             # A crash (e.g. the Python backend's SIGSEGV under load, RELIABILITY.md §3) is restarted like a
@@ -369,8 +373,7 @@ def main(argv: list[str] | None = None) -> int:
                 return code or 1
             server.stop()  # its stubs and their shared memory go too
             print("tritonserver crashed: starting it again", flush=True)
-            server.start(timeout_s=args.startup_timeout_s)
-            print(f"ready again: gRPC {server.grpc_url}  HTTP {server.http_url}", flush=True)
+            start_again()
     except KeyboardInterrupt:
         code = server.stop()
         print(f"tritonserver stopped (exit code {code})", flush=True)
