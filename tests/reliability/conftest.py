@@ -2,7 +2,8 @@
 
 Restricted protocol groups (a generated admin key), gRPC over TLS with a self-signed certificate
 generated here, the product's default models (token and raw-text), and
-``overload_probe``: the same tiny model with a queue of 8, so that a short test can overflow it.
+``overload_probe``: the same tiny model with a queue of 8, so that a short test can overflow it,
+and ``overload_text_probe``, a raw-text model in front of it.
 Figures the tests measure are collected in ``traffic.FIGURES`` and printed at the end of the run.
 """
 
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from servers import self_signed_certificate, tls_client
-from traffic import FIGURES, PROBE, PROBE_QUEUE
+from traffic import FIGURES, PROBE, PROBE_QUEUE, TEXT_PROBE
 
 from export import ServingConfig, TextModelConfig, write_model, write_text_model
 from launch import LocalServer, options_on_free_ports
@@ -37,8 +38,10 @@ def reliability_repository(tmp_path_factory, tiny_checkpoints) -> Path:
     checkpoint = tiny_checkpoints["single_label_classification"]
     # The product's defaults (RELIABILITY.md §2): two instances, a bounded queue, request timeouts honoured.
     write_model(checkpoint, repository, ServingConfig())
-    write_model(checkpoint, repository, ServingConfig(model_name=PROBE, max_queue_size=PROBE_QUEUE))
+    probe = ServingConfig(model_name=PROBE, max_queue_size=PROBE_QUEUE)
+    write_model(checkpoint, repository, probe)
     write_text_model(checkpoint, repository, ServingConfig(), TextModelConfig())
+    write_text_model(checkpoint, repository, probe, TextModelConfig(model_name=TEXT_PROBE))
     return repository
 
 

@@ -6,6 +6,7 @@ The long version (minutes, full-size model, 2 × saturation) is ``benchmarks/loa
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 
 import numpy as np
@@ -15,9 +16,11 @@ from traffic import (
     MODEL,
     PROBE,
     PROBE_QUEUE,
+    TEXT_PROBE,
     Case,
     metric_values,
     send_all,
+    strings,
     tensor,
 )
 
@@ -50,6 +53,51 @@ def test_a_burst_over_the_queue_is_answered_or_refused_at_once_with_unavailable(
     # Refused at once, not after waiting: a rejection costs no more than one round trip.
     assert max(a.seconds for a in rejected) < 1.0
     assert hardened_server.stubs_healthy() and client.is_model_ready(PROBE)
+
+
+def test_text_requests_refused_together_by_a_full_token_queue_each_get_their_error(client, hardened_server):
+    """A refused BLS chunk fails every text request with a row in it: each gets an error of its own.
+
+    One error object sent in several responses corrupted the Python backend's shared memory (2.51):
+    the stubs and then tritonserver crashed at nearly every overload burst (RELIABILITY.md §3). Here
+    heavy token requests keep the probe's queue full while small text requests, merged by the text
+    model into shared BLS chunks, go to it through ``overload_text_probe``.
+    """
+    texts = [b"the film was a delight from start to finish", b"a dull, overlong mess"]
+    expected = client.infer(TEXT_PROBE, [strings("text", texts)]).as_numpy("logits")
+    heavy = [Case("heavy", PROBE, [tensor("input_ids", np.full((FULL_BATCH, 512), 1000, dtype=np.int64))])]
+    flooding = threading.Event()
+    flooding.set()
+
+    def flood():
+        while flooding.is_set():
+            send_all(client, heavy * 2 * PROBE_QUEUE, window=2 * PROBE_QUEUE)
+
+    flooder = threading.Thread(target=flood)
+    flooder.start()
+    answers, end = [], time.monotonic() + 60
+    try:  # rounds until enough text requests met the full queue
+        while time.monotonic() < end and sum(a.status == "UNAVAILABLE" for a in answers) < 50:
+            answers += send_all(client, [Case("texts", TEXT_PROBE, [strings("text", texts)], expected)] * 200, 96)
+    finally:
+        flooding.clear()
+        flooder.join()
+
+    answered = [a for a in answers if a.error is None]
+    refused = [a for a in answers if a.status == "UNAVAILABLE" and QUEUE_FULL in a.message]
+    others = [f"{a.status} {a.message}" for a in answers if a.error is not None and a not in refused]
+    FIGURES["text requests over a full token queue"] = {
+        "sent": len(answers),
+        "answered": len(answered),
+        "refused (UNAVAILABLE queue full)": len(refused),
+        "other errors": len(others),
+    }
+    assert not others, others[:5]
+    assert answered and refused
+    for answer in answered:
+        assert np.abs(answer.result.as_numpy("logits") - expected).max() <= 1e-4
+    assert hardened_server.process.poll() is None and hardened_server.stubs_healthy()
+    assert client.is_model_ready(TEXT_PROBE) and client.is_model_ready(PROBE)
 
 
 def test_requests_past_their_deadline_are_dropped_before_their_forward_pass(client, hardened_server):

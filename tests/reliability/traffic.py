@@ -18,6 +18,8 @@ TEXT_MODEL = "distilbert_text"
 # The tiny model again, with a queue of 8 requests: short tests can overflow it.
 PROBE = "overload_probe"
 PROBE_QUEUE = 8
+# The raw-text model in front of the probe: its BLS calls find the probe's queue full under a burst.
+TEXT_PROBE = "overload_text_probe"
 # Rows of a full request to the exported models (their max_batch_size): the heaviest one request can be.
 FULL_BATCH = ServingConfig().max_batch_size
 

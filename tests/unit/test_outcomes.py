@@ -27,10 +27,16 @@ class MetricFamily:
 
 
 class TritonError:
-    CANCELLED, INVALID_ARG = "cancelled-code", "invalid-code"
+    CANCELLED, INVALID_ARG, UNAVAILABLE = "cancelled-code", "invalid-code", "unavailable-code"
 
     def __init__(self, message, code=None):
-        self.message, self.code = message, code
+        self._message, self._code = message, code
+
+    def message(self):
+        return self._message
+
+    def code(self):
+        return self._code
 
 
 PB_UTILS = SimpleNamespace(TritonError=TritonError, InferenceResponse=lambda error: SimpleNamespace(error=error))
@@ -66,10 +72,21 @@ def test_each_outcome_gets_its_status_and_outputs_get_no_error():
     dropped = error_response(PB_UTILS, Dropped("gone", "expired"), InvalidRequest).error
     failure = TritonError("forward failed: out of memory")
 
-    assert (invalid.message, invalid.code) == ("input_ids is required", TritonError.INVALID_ARG)
-    assert (dropped.message, dropped.code) == ("gone", TritonError.CANCELLED)
-    assert error_response(PB_UTILS, failure, InvalidRequest).error is failure
+    assert (invalid.message(), invalid.code()) == ("input_ids is required", TritonError.INVALID_ARG)
+    assert (dropped.message(), dropped.code()) == ("gone", TritonError.CANCELLED)
+    relayed = error_response(PB_UTILS, failure, InvalidRequest).error
+    assert (relayed.message(), relayed.code()) == ("forward failed: out of memory", None)
     assert error_response(PB_UTILS, ("logits", "scores"), InvalidRequest) is None
+
+
+def test_requests_that_share_a_failure_get_an_error_object_each():
+    # One TritonError sent in two responses corrupts the Python backend's shared memory (2.51): the
+    # second send frees the first copy, which the server then frees again.
+    refused = TritonError("distilbert_classifier: Exceeds maximum queue size", TritonError.UNAVAILABLE)
+    first, second = (error_response(PB_UTILS, refused, InvalidRequest).error for _ in range(2))
+
+    assert first is not second and refused not in (first, second)
+    assert (second.message(), second.code()) == (refused.message(), TritonError.UNAVAILABLE)
 
 
 def test_forward_metrics_count_each_forward():

@@ -9,6 +9,7 @@ from transformers import AutoTokenizer
 from corpus import english_texts
 from text_serving.batching import all_rows, row_spans, split_answers
 from text_serving.encoding import TooLong, encode_items, pad_rows, tokenize_requests, top_labels
+from text_serving.relay import relayed_error
 from text_serving.validation import InvalidText, TextItem, TokenizeOptions, decode_strings, parse_options, request_items
 
 DEFAULT = TokenizeOptions()
@@ -166,3 +167,33 @@ def test_a_failed_chunk_fails_only_the_requests_with_a_row_in_it():
     assert results[0][0][:, 0].tolist() == [0, 1, 2]
     assert results[1] == "chunk 1 failed" and results[2] == "chunk 1 failed"
     assert results[3][0][:, 0].tolist() == [10]
+
+
+class _TritonError:
+    INTERNAL, UNAVAILABLE = "internal-code", "unavailable-code"
+
+    def __init__(self, message, code=None):
+        self.message, self.code = message, code
+
+
+_PB_UTILS = type("pb_utils", (), {"TritonError": _TritonError})
+
+
+@pytest.mark.parametrize(
+    ("message", "code", "expected"),
+    [
+        # Triton's refusals reach a BLS call as INTERNAL (or with no status): the caller must see UNAVAILABLE.
+        (
+            "Error when running inference: [request id: <id_unknown>] Exceeds maximum queue size",
+            None,
+            "unavailable-code",
+        ),
+        ("[request id: <id_unknown>] Request timeout expired", "internal-code", "unavailable-code"),
+        ("forward failed: out of memory", "internal-code", "internal-code"),
+        ("the server is stopping", None, None),
+    ],
+)
+def test_the_token_models_errors_are_relayed_with_the_status_they_mean(message, code, expected):
+    error = relayed_error(_PB_UTILS, "distilbert_classifier", message, code)
+
+    assert (error.message, error.code) == (f"distilbert_classifier: {message}", expected)

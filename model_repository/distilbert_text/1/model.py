@@ -31,6 +31,7 @@ from text_serving.batching import all_rows, split_answers  # noqa: E402
 from text_serving.encoding import load_tokenizer, pad_rows, tokenize_requests, top_labels, warm_up  # noqa: E402
 from text_serving.metrics import COUNTERS  # noqa: E402
 from text_serving.outcomes import Dropped, counters, drop_abandoned, error_response  # noqa: E402
+from text_serving.relay import relayed_error  # noqa: E402
 from text_serving.settings import check_checkpoint_facts, read_max_batch_size, read_text_settings  # noqa: E402
 from text_serving.validation import InvalidText, parse_options, request_items  # noqa: E402
 
@@ -128,15 +129,14 @@ class TritonPythonModel:
         request = pb_utils.InferenceRequest(
             model_name=self.settings.classifier_model, inputs=inputs, requested_output_names=list(OUTPUTS)
         )
+        model = self.settings.classifier_model
         try:
             response = await request.async_exec()
-        except Exception as error:  # the call itself failed (e.g. the server is stopping)
-            return pb_utils.TritonError(f"{self.settings.classifier_model}: {error}")
+        except Exception as error:  # the call itself failed: the server is stopping, or the queue is full
+            return relayed_error(pb_utils, model, str(error))
         if response.has_error():
-            # Keep the token model's status (e.g. UNAVAILABLE when its queue is full) for the caller.
             error = response.error()
-            code = (error.code(),) if hasattr(error, "code") else ()
-            return pb_utils.TritonError(f"{self.settings.classifier_model}: {error.message()}", *code)
+            return relayed_error(pb_utils, model, error.message(), getattr(error, "code", lambda: None)())
         return tuple(pb_utils.get_output_tensor_by_name(response, name).as_numpy() for name in OUTPUTS)
 
     def finalize(self) -> None:

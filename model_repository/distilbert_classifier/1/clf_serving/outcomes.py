@@ -55,14 +55,22 @@ def error_response(pb_utils, outcome, invalid_input: type):
     """The error response of a request that ended with ``outcome`` (not a tuple of outputs), else None.
 
     ``pb_utils`` is Triton's ``triton_python_backend_utils``, passed in so this file loads without it.
+    Each response gets a ``TritonError`` of its own, also where several requests share one failure (a
+    failed forward, a refused BLS chunk): the Python backend writes an error into shared memory each
+    time a response carrying it is sent, and a second write frees the first copy while the first
+    response still points to it. The server then frees it again, which corrupted the shared-memory
+    heap and crashed the stub and tritonserver under overload bursts (Triton 2.51; RELIABILITY.md §3).
     """
     if isinstance(outcome, tuple):
         return None
-    for kind, code_name in ((invalid_input, "INVALID_ARG"), (Dropped, "CANCELLED")):
-        if isinstance(outcome, kind):
-            code = getattr(pb_utils.TritonError, code_name, None)  # older Python backends have no codes
-            outcome = pb_utils.TritonError(str(outcome), *(() if code is None else (code,)))
-    return pb_utils.InferenceResponse(error=outcome)
+    if isinstance(outcome, pb_utils.TritonError):
+        message, code = outcome.message(), getattr(outcome, "code", lambda: None)()
+    else:
+        code_name = "CANCELLED" if isinstance(outcome, Dropped) else "INVALID_ARG"
+        if not isinstance(outcome, (Dropped, invalid_input)):
+            raise TypeError(f"not an outcome: {outcome!r}")
+        message, code = str(outcome), getattr(pb_utils.TritonError, code_name, None)  # older backends: no codes
+    return pb_utils.InferenceResponse(error=pb_utils.TritonError(message, *(() if code is None else (code,))))
 
 
 def counters(metric_family, labels: dict[str, str], specs: dict[str, tuple[str, str]]) -> tuple[list, dict]:
