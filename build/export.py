@@ -67,11 +67,13 @@ class ServingConfig(ServingKnobs):
     their one definition. The defaults are what ``make serve`` uses (see README)."""
 
     model_name: str = knob(DEFAULT_MODEL_NAME, "name of the token model in the repository")
-    # 64, not 16: batches of 16 cut the answered p99 at 2 × saturation from 3.9 s to 1.9 s at the same
-    # throughput, but Triton 2.51's Python backend crashes under overload bursts of cancelled requests
-    # (a stub's general protection fault, then the server aborts), and with 16 it did so at nearly every
-    # burst; with 64 at 1 of 4 bursts measured (RELIABILITY.md §2, §3).
-    max_batch_size: int = knob(64, "rows (texts) per execute of the token model", minimum=1)
+    # 16: on a CPU a batch of 16 short texts already keeps the GEMMs efficient (the packed forward
+    # plans by tokens, not rows), and under overload it bounds what a request waits behind: the
+    # queue plus one batch per instance. At 2 × saturation on 2 cores, answered p99 was 3.9 s with 64
+    # and 1.9 s with 16, at the same throughput (RELIABILITY.md §2; the overload crash that once sent
+    # it back to 64 was the text model's shared error objects, §3). A GPU wants bigger batches:
+    # export KIND_GPU models with --max-batch-size 64 or more (and a queue to match).
+    max_batch_size: int = knob(16, "rows (texts) per execute of the token model", minimum=1)
     # Short: at low load a request must not wait for company (p50 at concurrency 1), and at
     # high load requests queue behind the running forward anyway, so batches fill regardless.
     max_queue_delay_us: int = knob(500, "the dynamic batcher's max_queue_delay_microseconds", minimum=0)
@@ -112,7 +114,6 @@ class TextModelConfig(TokenizeOptions):
     ``text_serving.settings.TokenizeOptions``. The defaults are what ``make serve`` uses."""
 
     model_name: str = knob(DEFAULT_TEXT_MODEL_NAME, "name of the raw-text model", flag="--text-model-name")
-    # The token model's: one execute's rows are then one BLS call.
     max_batch_size: int = knob(
         64, "rows (texts) per execute of the raw-text model", minimum=1, flag="--text-max-batch-size"
     )

@@ -39,7 +39,7 @@ def test_classifier_learns_labels_limits_and_problem_type_from_the_server(classi
     info = classifier.model
     assert info.labels == ("negative", "neutral", "positive")
     assert info.problem_type == SINGLE
-    assert (info.max_batch_size, info.max_sequence_length, info.vocab_size) == (64, 512, 30522)
+    assert (info.max_batch_size, info.max_sequence_length, info.vocab_size) == (16, 512, 30522)
     assert info.input_names == ("input_ids", "attention_mask")
 
 

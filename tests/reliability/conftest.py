@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from servers import self_signed_certificate, tls_client
-from traffic import FIGURES, PROBE, PROBE_QUEUE, TEXT_PROBE
+from traffic import DEADLINE_PROBE, DEADLINE_PROBE_BATCH, FIGURES, PROBE, PROBE_QUEUE, TEXT_PROBE
 
 from export import ServingConfig, TextModelConfig, write_model, write_text_model
 from launch import LocalServer, options_on_free_ports
@@ -40,6 +40,7 @@ def reliability_repository(tmp_path_factory, tiny_checkpoints) -> Path:
     write_model(checkpoint, repository, ServingConfig())
     probe = ServingConfig(model_name=PROBE, max_queue_size=PROBE_QUEUE)
     write_model(checkpoint, repository, probe)
+    write_model(checkpoint, repository, ServingConfig(model_name=DEADLINE_PROBE, max_batch_size=DEADLINE_PROBE_BATCH))
     write_text_model(checkpoint, repository, ServingConfig(), TextModelConfig())
     write_text_model(checkpoint, repository, probe, TextModelConfig(model_name=TEXT_PROBE))
     return repository

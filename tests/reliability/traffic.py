@@ -22,6 +22,9 @@ PROBE_QUEUE = 8
 TEXT_PROBE = "overload_text_probe"
 # Rows of a full request to the exported models (their max_batch_size): the heaviest one request can be.
 FULL_BATCH = ServingConfig().max_batch_size
+# The default export but with batches of 64 rows (the default before): one request of 64 × 512 tokens is
+# a whole execute of ~0.2 s on the tiny model, the shape the deadline test was built and calibrated on.
+DEADLINE_PROBE, DEADLINE_PROBE_BATCH = "deadline_probe", 64
 
 # test → figures (name → value), printed at the end of the run by conftest.pytest_terminal_summary.
 FIGURES: dict[str, dict[str, object]] = {}

@@ -41,7 +41,7 @@ def test_model_info_reads_names_limits_and_labels_when_given_the_exported_config
     assert info.input_names == ("input_ids", "attention_mask") and info.has_attention_mask
     assert info.outputs == ("logits", "probabilities") and info.scores_output == "probabilities"
     assert (info.problem_type, info.labels) == (SINGLE, ("negative", "neutral", "positive"))
-    assert (info.max_batch_size, info.max_sequence_length, info.vocab_size) == (64, 512, 30522)
+    assert (info.max_batch_size, info.max_sequence_length, info.vocab_size) == (16, 512, 30522)
 
 
 def test_model_info_falls_back_to_transformers_label_names_when_config_publishes_none(served_config):

@@ -36,7 +36,7 @@ SCORES = {"logits": (mc.TYPE_FP32, [3], "labels.txt"), "probabilities": (mc.TYPE
 OUTPUTS = {TOKEN: SCORES, TEXT: {**SCORES, "label": (mc.TYPE_STRING, [1], "")}}
 # (instance kind, count, warmups): the text model warms its tokenizer itself (Triton refuses BLS before ready).
 PLACEMENT = {  # kind, instances, warm-ups, max_batch_size
-    TOKEN: (mc.ModelInstanceGroup.KIND_AUTO, 2, {"short_text", "long_batch"}, 64),
+    TOKEN: (mc.ModelInstanceGroup.KIND_AUTO, 2, {"short_text", "long_batch"}, 16),
     TEXT: (mc.ModelInstanceGroup.KIND_CPU, 2, set(), 64),
 }
 

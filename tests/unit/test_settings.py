@@ -156,7 +156,7 @@ def test_text_settings_require_what_export_writes():
 
 
 def test_text_model_reads_the_token_models_max_batch_size_from_its_config():
-    assert read_max_batch_size(REPOSITORY / "distilbert_classifier" / "config.pbtxt") == 64
+    assert read_max_batch_size(REPOSITORY / "distilbert_classifier" / "config.pbtxt") == 16
 
 
 @pytest.mark.parametrize(
