@@ -15,7 +15,9 @@ saturation rate. Each request is one real English text (``benchmarks/corpus.py``
     rejected   UNAVAILABLE from Triton's queue policy ("Exceeds maximum queue size" or
                "Request timeout expired"): the caller may retry elsewhere or later
     wrong      answered with different logits
-    error      anything else, client deadline included
+    expired    (the deadline run) past the caller's deadline, or answered CANCELLED at once by the model,
+               whose deadline stamp showed it would pass before the answer came
+    error      anything else
 
 Memory: VmRSS of the server and its stubs (/proc), after a warm-up run at the same load and at the
 end; growth = end ÷ after-warm-up − 1. The load generator shares the server's CPU.
@@ -41,10 +43,13 @@ from tritonclient.grpc.aio import InferenceServerClient
 from tritonclient.utils import InferenceServerException
 
 import project_paths  # noqa: F401  (build/, docker/ and the models' packages by name)
+from clf_serving.outcomes import DEADLINE_PARAMETER
 from launch import child_processes, options_on_free_ports
 from perf_analyzer import model_metrics
 
 REJECT_PHRASES = ("Exceeds maximum queue size", "Request timeout expired")
+# The model's CANCELLED answer to a request whose deadline stamp would pass before its answer came.
+FORESEEN = "expired before its forward pass"
 TOLERANCE = 1e-4
 
 
@@ -154,7 +159,7 @@ class Recorder:
             figures.rejected += 1
             figures.queue_full += REJECT_PHRASES[0] in message
             self.rejected_s.append(seconds)
-        elif self.deadline_s is not None and isinstance(error, asyncio.TimeoutError):
+        elif self.deadline_s is not None and (isinstance(error, asyncio.TimeoutError) or FORESEEN in (message or "")):
             figures.expired += 1
         else:
             figures.errors += 1
@@ -174,6 +179,16 @@ class Recorder:
         return figures
 
 
+def deadline_arguments(deadline_s: float | None, parameters: dict | None = None) -> dict:
+    """``tritonclient`` infer arguments that carry a call's deadline to the server as the client library
+    sends it: Triton's request ``timeout`` (microseconds) and the deadline stamp the models read,
+    beside the request's other ``parameters``."""
+    if deadline_s is None:
+        return {"parameters": parameters}
+    stamp = int((time.time() + deadline_s) * 1e3)
+    return {"timeout": int(deadline_s * 1e6), "parameters": {**(parameters or {}), DEADLINE_PARAMETER: stamp}}
+
+
 class LoadClient:
     """An asyncio gRPC client for one model; TLS when ``root_certificates`` (a PEM file) is given."""
 
@@ -189,11 +204,9 @@ class LoadClient:
         request.set_data_from_numpy(ids)
         # The deadline is asyncio's, not gRPC's: tritonclient.grpc.aio with client_timeout set delays
         # ~5 % of calls by 500 ms on this machine (measured; see RELIABILITY.md). Cancelling the
-        # awaiting task cancels the call, which the server sees. A deadline also goes as Triton's
-        # request ``timeout`` (microseconds), as the client library sends it.
-        timeout_us = None if deadline_s is None else int(deadline_s * 1e6)
+        # awaiting task cancels the call, which the server sees.
         result = await asyncio.wait_for(
-            self.client.infer(self.model, [request], outputs=self.outputs, timeout=timeout_us),
+            self.client.infer(self.model, [request], outputs=self.outputs, **deadline_arguments(deadline_s)),
             timeout=deadline_s or self.timeout_s,
         )
         return result.as_numpy("logits")

@@ -50,7 +50,7 @@ from tritonclient.utils import InferenceServerException
 
 import project_paths  # noqa: F401  (build/, docker/ and the models' packages by name)
 from launch import STUB_NAME, child_processes, free_port
-from load_test import Workload, rss_mib, serving_config
+from load_test import Workload, deadline_arguments, rss_mib, serving_config
 from perf_analyzer import model_metrics
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -241,9 +241,8 @@ async def soak(state: Soak, workload: Workload, texts: list[str]) -> dict:
     async def token_call(index: int, deadline_s: float) -> np.ndarray:
         tensor = grpcclient.InferInput("input_ids", list(workload.ids[index].shape), "INT64")
         tensor.set_data_from_numpy(workload.ids[index])
-        timeout_us = int(deadline_s * 1e6)
         result = await asyncio.wait_for(
-            client.infer(TOKEN, [tensor], outputs=outputs, timeout=timeout_us), timeout=deadline_s
+            client.infer(TOKEN, [tensor], outputs=outputs, **deadline_arguments(deadline_s)), timeout=deadline_s
         )
         return result.as_numpy("logits")
 

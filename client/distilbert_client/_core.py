@@ -33,6 +33,9 @@ CHANNEL_ARGS = (
     ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1000),
 )
+# The request parameter with the call's deadline, in milliseconds since the Unix epoch: the server's
+# model drops a request whose deadline comes before its answer would (the models' ``outcomes.py``).
+DEADLINE_PARAMETER = "deadline_unix_ms"
 LoadBalancing = Literal["pick_first", "round_robin"]
 LOAD_BALANCING: tuple[LoadBalancing, ...] = ("pick_first", "round_robin")
 _POLL_S = 0.25
@@ -179,10 +182,17 @@ class Core:
         kwargs = dict(model_name=o.model, model_version=o.model_version, inputs=inputs, outputs=outputs)
 
         def request(timeout_s: float | None) -> Rpc:
-            # The deadline goes to the server as well: gRPC's ends the call there too, and Triton's
-            # own (microseconds) lets a queue policy drop a request nobody waits for any more.
-            timeout_us = None if timeout_s is None else max(int(timeout_s * 1e6), 1)
-            return Rpc("infer", kwargs | {"client_timeout": timeout_s, "timeout": timeout_us})
+            # The deadline goes to the server as well: gRPC's ends the call there too, Triton's own
+            # (microseconds) lets a queue policy drop a request nobody waits for any more, and the
+            # stamp lets the model drop one whose deadline comes before its forward pass would end.
+            if timeout_s is None:
+                return Rpc("infer", kwargs | {"client_timeout": None, "timeout": None})
+            timeout_us, stamp = max(int(timeout_s * 1e6), 1), int((time.time() + timeout_s) * 1e3)
+            return Rpc(
+                "infer",
+                kwargs
+                | {"client_timeout": timeout_s, "timeout": timeout_us, "parameters": {DEADLINE_PARAMETER: stamp}},
+            )
 
         result = yield from self.retried(request, deadline)
         return list(zip(result.as_numpy("logits"), result.as_numpy(self.info.scores_output), strict=True))

@@ -74,6 +74,9 @@ _MODEL_NOT_READY_PHRASES = ("unknown model", "no available versions", "is not re
 # launcher's watchdog (or the orchestrator's liveness probe) restarts the server: transient, and a
 # classification is safe to send again.
 _DEAD_STUB_PHRASES = ("stub process", "is not healthy")
+# The model answers CANCELLED at once a request whose deadline would pass before its answer came
+# (the deadline stamp this client sends): the call has failed its deadline; a retry would too.
+_EXPIRED_PHRASE = "expired before its forward pass"
 
 
 def map_error(error: BaseException) -> ClassifierError:
@@ -94,6 +97,8 @@ def map_error(error: BaseException) -> ClassifierError:
         return ModelNotReadyError(message, status=status)
     if status == "INTERNAL" and all(phrase in message.lower() for phrase in _DEAD_STUB_PHRASES):
         return ServerUnavailableError(message, status=status)
+    if status == "CANCELLED" and _EXPIRED_PHRASE in message:
+        return DeadlineExceededError(message, status=status)
     return _BY_STATUS.get(status, ServerError)(message, status=status)
 
 

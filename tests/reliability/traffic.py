@@ -12,6 +12,7 @@ import numpy as np
 import tritonclient.grpc as grpcclient
 
 from export import ServingConfig
+from load_test import deadline_arguments
 
 MODEL = "distilbert_classifier"
 TEXT_MODEL = "distilbert_text"
@@ -97,7 +98,8 @@ def send_all(
     """Send every case with at most ``window`` in flight; answers in the order of ``cases``.
 
     ``deadline_s``: each request's deadline, sent as the client library sends it: the gRPC deadline
-    (gRPC cancels the call when it passes) and Triton's request ``timeout`` (microseconds).
+    (gRPC cancels the call when it passes), Triton's request ``timeout`` (microseconds) and the
+    deadline stamp the models read (``load_test.deadline_arguments``).
     """
     answers: list[Answer | None] = [None] * len(cases)
     slots = threading.Semaphore(window)
@@ -115,9 +117,8 @@ def send_all(
             case.model,
             case.inputs,
             outputs=[grpcclient.InferRequestedOutput(name) for name in case.outputs],
-            parameters=case.parameters,
             client_timeout=deadline_s or timeout_s,
-            timeout=None if deadline_s is None else int(deadline_s * 1e6),
+            **deadline_arguments(deadline_s, case.parameters),
             callback=lambda result, error, index=index, started=started: callback(index, started, result, error),
         )
     for _ in cases:

@@ -117,7 +117,7 @@ def test_client_options_reject_a_bad_value_naming_it(overrides, phrase):
         options(**overrides)
 
 
-def test_infer_flow_sends_the_remaining_deadline_to_grpc_and_to_triton_in_microseconds():
+def test_infer_flow_sends_the_remaining_deadline_to_grpc_to_triton_and_as_a_stamp():
     core = connected_core()
     flow = core.infer(Chunk(indices=(0,), arrays={"input_ids": np.array([[101, 102]])}), Deadline(2.0))
 
@@ -126,6 +126,8 @@ def test_infer_flow_sends_the_remaining_deadline_to_grpc_and_to_triton_in_micros
     assert rpc.method == "infer" and rpc.kwargs["model_name"] == "m"
     assert 1.9 < rpc.kwargs["client_timeout"] <= 2.0
     assert 1_900_000 < rpc.kwargs["timeout"] <= 2_000_000 and isinstance(rpc.kwargs["timeout"], int)
+    # The deadline on the wall clock, in ms since the epoch, for the server's model (outcomes.time_left_s).
+    assert 1_900 < rpc.kwargs["parameters"]["deadline_unix_ms"] - time.time() * 1e3 <= 2_000
     with pytest.raises(StopIteration) as done:
         flow.send(Answer())
     ((logits, scores),) = done.value.value
@@ -138,6 +140,7 @@ def test_infer_flow_sends_no_deadline_when_the_call_has_none():
     rpc = next(flow)
 
     assert rpc.kwargs["client_timeout"] is None and rpc.kwargs["timeout"] is None
+    assert "parameters" not in rpc.kwargs
 
 
 def test_infer_flow_rides_through_a_model_reload_with_backoff():

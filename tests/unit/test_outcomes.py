@@ -1,11 +1,27 @@
 """Per-request outcomes shared by both models (``outcomes.py``), with stand-ins for Triton's ``pb_utils``."""
 
+import json
+import time
 from types import SimpleNamespace
+
+import pytest
+from tritonclient.utils import InferenceServerException
 
 from clf_serving.engine import ForwardStats
 from clf_serving.metrics import ForwardMetrics
-from clf_serving.outcomes import DROP_REASONS, Dropped, counters, drop_abandoned, error_response
+from clf_serving.outcomes import (
+    DEADLINE_PARAMETER,
+    DROP_REASONS,
+    Dropped,
+    counters,
+    drop_abandoned,
+    error_response,
+    time_left_s,
+)
 from clf_serving.validation import InvalidRequest
+from distilbert_client import DeadlineExceededError
+from distilbert_client._core import DEADLINE_PARAMETER as CLIENT_DEADLINE_PARAMETER
+from distilbert_client._errors import map_error
 
 
 class Counter:
@@ -43,14 +59,23 @@ PB_UTILS = SimpleNamespace(TritonError=TritonError, InferenceResponse=lambda err
 
 
 class Request:
-    def __init__(self, cancelled: bool, timeout_us: int):
-        self.cancelled, self.timeout_us = cancelled, timeout_us
+    def __init__(self, cancelled: bool, timeout_us: int, parameters: dict | None = None):
+        self.cancelled, self.timeout_us, self.params = cancelled, timeout_us, parameters
 
     def is_cancelled(self):
         return self.cancelled
 
     def timeout(self):
         return self.timeout_us
+
+    def parameters(self):
+        return json.dumps(self.params or {})
+
+
+def stamped(left_s: float, timeout_s: float = 0.5) -> Request:
+    """A live request whose caller's deadline comes in ``left_s`` seconds."""
+    deadline = int((time.time() + left_s) * 1e3)
+    return Request(cancelled=False, timeout_us=int(timeout_s * 1e6), parameters={DEADLINE_PARAMETER: deadline})
 
 
 def test_abandoned_requests_are_dropped_and_counted_by_reason():
@@ -65,6 +90,45 @@ def test_abandoned_requests_are_dropped_and_counted_by_reason():
     assert (expired.reason, cancelled.reason) == DROP_REASONS
     assert {reason: counter.value for reason, counter in dropped.items()} == {"expired": 1, "cancelled": 1}
     assert dropped["expired"].labels == {"model": "m", "reason": "expired"}
+
+
+def test_a_request_whose_deadline_comes_before_its_answer_would_is_dropped_as_expired():
+    _, metrics = counters(MetricFamily, {"model": "m"}, {"dropped": ("x_dropped_total", "")})
+    dropped = metrics["dropped"]
+    in_time, too_late = stamped(left_s=0.4), stamped(left_s=0.1)
+
+    assert drop_abandoned(in_time, dropped, needs_s=0.25) is in_time
+    late = drop_abandoned(too_late, dropped, needs_s=0.25)
+
+    assert isinstance(late, Dropped) and late.reason == "expired" and "deadline comes in" in str(late)
+    assert {reason: counter.value for reason, counter in dropped.items()} == {"expired": 1, "cancelled": 0}
+
+
+@pytest.mark.parametrize(
+    ("make_request", "expected_s"),
+    [
+        (lambda: Request(cancelled=False, timeout_us=500_000), None),  # no stamp
+        (lambda: stamped(left_s=0.3), 0.3),
+        (lambda: stamped(left_s=-0.2), -0.2),  # past, yet plausible: the queue refuses only after the timeout
+        (lambda: stamped(left_s=-0.6), None),  # further back than the timeout: the clocks disagree
+        (lambda: stamped(left_s=5.0), 0.5),  # ahead of the timeout: no more than the timeout is left
+        (lambda: Request(cancelled=False, timeout_us=0, parameters={DEADLINE_PARAMETER: 1}), None),  # no timeout
+        (lambda: Request(cancelled=False, timeout_us=500_000, parameters={DEADLINE_PARAMETER: "soon"}), None),
+    ],
+)
+def test_time_left_is_read_from_the_callers_stamp_only_where_it_is_plausible(make_request, expected_s):
+    left = time_left_s(make_request(), time.time())
+
+    assert left is None if expected_s is None else left == pytest.approx(expected_s, abs=0.02)
+
+
+def test_the_client_library_stamps_the_parameter_the_models_read_and_reads_their_expired_answer():
+    _, metrics = counters(MetricFamily, {"model": "m"}, {"dropped": ("x_dropped_total", "")})
+    late = drop_abandoned(stamped(left_s=0.1), metrics["dropped"], needs_s=0.25)
+    answer = InferenceServerException(msg=str(late), status="StatusCode.CANCELLED")
+
+    assert CLIENT_DEADLINE_PARAMETER == DEADLINE_PARAMETER
+    assert isinstance(map_error(answer), DeadlineExceededError)  # failed its deadline: not retried
 
 
 def test_each_outcome_gets_its_status_and_outputs_get_no_error():

@@ -12,7 +12,8 @@ request gets its own error response while the rest of the batch is served. The s
 itself lives in ``clf_serving`` (importable and tested without Triton).
 
 A request whose caller cancelled it, or whose gRPC deadline passed (gRPC then cancels the call
-and Triton the request), is answered ``CANCELLED`` before the forward pass and counted in
+and Triton the request), or whose caller's deadline (``deadline_unix_ms``) comes before its forward
+would end, is answered ``CANCELLED`` before the forward pass and counted in
 ``clf_requests_dropped_total``: under overload that is the work to drop first.
 """
 
@@ -29,7 +30,7 @@ import triton_python_backend_utils as pb_utils
 sys.path.insert(0, str(Path(__file__).parent))
 
 from clf_serving.cores import instance_cores  # noqa: E402
-from clf_serving.deadlines import RowRate, chunk_rows, chunks  # noqa: E402
+from clf_serving.deadlines import TokenRate, chunk_tokens, chunks, needs_s  # noqa: E402
 from clf_serving.device import instance_device, instance_threads  # noqa: E402
 from clf_serving.engine import ClassifierEngine  # noqa: E402
 from clf_serving.metrics import ForwardMetrics  # noqa: E402
@@ -57,7 +58,7 @@ class TritonPythonModel:
         self.metrics = ForwardMetrics(
             pb_utils.MetricFamily, {"model": args["model_name"], "version": args["model_version"]}
         )
-        self.rate = RowRate()
+        self.rate = TokenRate()
         pb_utils.Logger.log_info(
             f"{args['model_name']}: {self.engine.problem_type}, {self.engine.num_labels} labels, "
             f"{self.settings.precision} on {self.device}, {threads} threads"
@@ -72,9 +73,10 @@ class TritonPythonModel:
         outputs = self.forward_in_time(requests, rows)
         return [self.encode(entry) for entry in outputs]
 
-    def drop_abandoned(self, request):
-        """The request, or ``Dropped`` when its caller no longer waits (cancelled, or past its deadline)."""
-        return drop_abandoned(request, self.metrics.dropped) if self.settings.drop_cancelled else request
+    def drop_abandoned(self, request, needs_s: float = 0.0):
+        """The request, or ``Dropped`` when its caller no longer waits (cancelled, or past its deadline),
+        or its deadline comes within the ``needs_s`` seconds its answer still takes (``outcomes``)."""
+        return drop_abandoned(request, self.metrics.dropped, needs_s) if self.settings.drop_cancelled else request
 
     def decode(self, request):
         """The request's ``input_ids`` and ``attention_mask`` (None when absent) arrays."""
@@ -96,17 +98,16 @@ class TritonPythonModel:
             return error
 
     def forward_in_time(self, requests, entries: list) -> list:
-        """``forward`` in chunks that fit the requests' deadlines (``clf_serving.deadlines``); before each
-        chunk after the first, the requests whose caller has gone since are dropped."""
-        counts = [len(entry) if isinstance(entry, list) else 0 for entry in entries]
-        limit = chunk_rows([request.timeout() for request in requests], self.rate.rows_per_s)
-        groups = chunks(counts, limit)
-        if len(groups) <= 1 or not self.settings.drop_cancelled:
+        """``forward`` in chunks that fit the requests' deadlines (``clf_serving.deadlines``); before each,
+        the requests whose caller has gone, or whose deadline comes before the chunk would end, are dropped."""
+        if not self.settings.drop_cancelled:
             return self.forward(entries)
+        sizes = [sum(row.length for row in entry) if isinstance(entry, list) else 0 for entry in entries]  # tokens
+        limit = chunk_tokens([request.timeout() for request in requests], self.rate.tokens_per_s)
         results = list(entries)
-        for number, group in enumerate(groups):
-            # The first chunk's requests were checked a moment ago (drop_abandoned in execute).
-            checked = [self.drop_abandoned(requests[i]) if number else None for i in group]
+        for group in chunks(sizes, limit):
+            chunk_s = self.rate.seconds_for(sum(sizes[i] for i in group))
+            checked = [self.drop_abandoned(requests[i], needs_s(chunk_s, requests[i].timeout())) for i in group]
             part = [c if isinstance(c, Dropped) else entries[i] for i, c in zip(group, checked, strict=True)]
             for i, outcome in zip(group, self.forward(part), strict=True):
                 results[i] = outcome
@@ -127,7 +128,7 @@ class TritonPythonModel:
             return [e if span is None else failure for e, span in zip(entries, spans, strict=True)]
         seconds = time.perf_counter() - started
         self.metrics.record(stats, seconds * 1e6)
-        self.rate.record(len(sequences), seconds)
+        self.rate.record(sum(row.length for row in sequences), seconds)
         scores = scores_from_logits(logits, self.engine.problem_type)
         return [e if span is None else (logits[span], scores[span]) for e, span in zip(entries, spans, strict=True)]
 

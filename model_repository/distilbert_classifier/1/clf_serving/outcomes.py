@@ -10,8 +10,14 @@ fails another's. This file has a byte-identical copy in each model's package (``
 
 from __future__ import annotations
 
+import json
+import time
+
 # Why a request was dropped before its forward pass: the ``reason`` label of the dropped counters.
 DROP_REASONS = ("expired", "cancelled")
+# The request parameter that carries the caller's deadline, in milliseconds since the Unix epoch.
+# The client library sends it with each request of a call that has a deadline (``distilbert_client._core``).
+DEADLINE_PARAMETER = "deadline_unix_ms"
 
 
 class Dropped(Exception):
@@ -22,18 +28,46 @@ class Dropped(Exception):
         self.reason = reason
 
 
-def drop_abandoned(request, dropped_counters: dict):
-    """``request``, or ``Dropped`` (counted by reason) when nobody waits for its answer any more.
+def drop_abandoned(request, dropped_counters: dict, needs_s: float = 0.0):
+    """``request``, or ``Dropped`` (counted by reason) when nobody will wait for its answer.
 
     Triton marks a request cancelled when its gRPC call is cancelled, which is also what gRPC does
     when the call's deadline passes; a request that carried a ``timeout`` (the client library sends
-    its deadline as one) is counted as expired, any other as cancelled.
+    its deadline as one) is counted as expired, any other as cancelled. A request whose caller's
+    deadline (``time_left_s``) comes before the ``needs_s`` seconds its answer still takes is expired too.
     """
-    if not request.is_cancelled():
-        return request
-    reason = DROP_REASONS[0] if request.timeout() else DROP_REASONS[1]
+    if request.is_cancelled():
+        reason = DROP_REASONS[0] if request.timeout() else DROP_REASONS[1]
+        why = "its caller no longer waits for the answer"
+    else:
+        left = time_left_s(request, time.time())
+        if left is None or left >= needs_s:
+            return request
+        reason, why = DROP_REASONS[0], f"its caller's deadline comes in {max(left, 0) * 1e3:.0f} ms, before the answer"
     dropped_counters[reason].increment(1)
-    return Dropped(f"request {reason} before its forward pass: its caller no longer waits for the answer", reason)
+    return Dropped(f"request {reason} before its forward pass: {why}", reason)
+
+
+def time_left_s(request, now_s: float) -> float | None:
+    """Seconds until the caller's deadline (``DEADLINE_PARAMETER``, on the caller's clock), or None.
+
+    Triton gives a Python model a request's ``timeout`` but not its age, so under overload the model
+    cannot tell a fresh request from one about to expire; the caller's stamp tells it. The clocks
+    must agree to well within the deadlines (NTP does). A stamp that cannot be right is ignored:
+    Triton's queue refuses a request that waited its whole ``timeout``, so one here has not, and its
+    time left is at most that timeout; a stamp further back than that is a clock that disagrees.
+    """
+    timeout_s = request.timeout() / 1e6
+    if not timeout_s:
+        return None
+    try:
+        stamp = json.loads(request.parameters() or "{}").get(DEADLINE_PARAMETER)
+    except (ValueError, AttributeError):
+        return None
+    if isinstance(stamp, bool) or not isinstance(stamp, (int, float)):
+        return None
+    left = stamp / 1e3 - now_s
+    return min(left, timeout_s) if left > -timeout_s else None
 
 
 def row_spans(entries: list) -> list[slice | None]:

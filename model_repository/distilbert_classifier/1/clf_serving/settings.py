@@ -48,9 +48,11 @@ class ServingKnobs:
     )
     max_forward_tokens: int = knob(8192, "tokens in one forward at most: its memory bound", minimum=1)
     # Under overload the requests whose callers gave up are the work to drop first (RELIABILITY.md §2).
+    # The callers' deadline stamps need clocks that agree to well within the deadlines (NTP does).
     drop_cancelled: bool = knob(
         True,
-        "answer a request CANCELLED before its forward pass when its caller cancelled it or its gRPC deadline passed",
+        "answer a request CANCELLED before its forward pass when its caller cancelled it, its gRPC deadline "
+        "passed, or its caller's deadline stamp comes before the forward would end",
     )
 
 
