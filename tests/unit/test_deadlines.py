@@ -1,6 +1,6 @@
 """Forwards cut to fit the callers' deadlines (clf_serving.deadlines)."""
 
-from clf_serving.deadlines import TokenRate, chunk_tokens, chunks, needs_s
+from clf_serving.deadlines import TokenRate, chunk_tokens, chunks, too_late
 
 
 def test_no_timeout_or_no_measured_speed_means_one_forward():
@@ -29,7 +29,18 @@ def test_token_rate_is_a_moving_average_that_ignores_empty_forwards():
     assert rate.tokens_per_s == 2000.0 and rate.seconds_for(500) == 0.25
 
 
-def test_a_request_needs_its_chunks_time_but_never_more_than_the_chunk_share_of_its_timeout():
-    assert needs_s(chunk_s=0.2, timeout_us=500_000) == 0.2
-    # One request too big for a chunk alone: still tried, so a slow estimate cannot starve it forever.
-    assert needs_s(chunk_s=3.0, timeout_us=500_000) == 0.25
+def rate(tokens_per_s: float) -> TokenRate:
+    return TokenRate(tokens_per_s=tokens_per_s)
+
+
+def test_requests_whose_answer_would_come_too_late_go_least_time_left_first_until_the_rest_fit():
+    # 4 requests of 100 tokens at 1000 tokens/s: all four take 0.4 s; without the two most urgent, 0.2 s.
+    left = [0.35, 0.05, None, 0.25]
+    assert too_late(left, [100] * 4, [500_000] * 4, rate(1000.0)) == [1, 3]
+    assert too_late(left, [100] * 4, [500_000] * 4, rate(10_000.0)) == []  # 0.04 s: all in time
+    assert too_late(left, [100] * 4, [500_000] * 4, TokenRate()) == []  # no rate measured yet: none
+
+
+def test_a_fresh_request_is_always_tried_so_a_slow_estimate_cannot_drop_everything():
+    # An estimate of 10 s for the lot: the requests with more than 0.9 of their 0.5 s timeout left stay.
+    assert too_late([0.48, 0.2, 0.46], [100] * 3, [500_000] * 3, rate(30.0)) == [1]

@@ -16,6 +16,7 @@ from clf_serving.outcomes import (
     counters,
     drop_abandoned,
     error_response,
+    expire,
     time_left_s,
 )
 from clf_serving.validation import InvalidRequest
@@ -92,16 +93,18 @@ def test_abandoned_requests_are_dropped_and_counted_by_reason():
     assert dropped["expired"].labels == {"model": "m", "reason": "expired"}
 
 
-def test_a_request_whose_deadline_comes_before_its_answer_would_is_dropped_as_expired():
+def test_a_request_whose_stamped_deadline_passed_or_comes_too_soon_is_dropped_as_expired():
     _, metrics = counters(MetricFamily, {"model": "m"}, {"dropped": ("x_dropped_total", "")})
     dropped = metrics["dropped"]
-    in_time, too_late = stamped(left_s=0.4), stamped(left_s=0.1)
+    in_time = stamped(left_s=0.4)
 
-    assert drop_abandoned(in_time, dropped, needs_s=0.25) is in_time
-    late = drop_abandoned(too_late, dropped, needs_s=0.25)
+    assert drop_abandoned(in_time, dropped) is in_time
+    passed = drop_abandoned(stamped(left_s=-0.1), dropped)
+    too_soon = expire(0.12, dropped)  # deadlines.too_late found its answer would come after 0.12 s
 
-    assert isinstance(late, Dropped) and late.reason == "expired" and "deadline comes in" in str(late)
-    assert {reason: counter.value for reason, counter in dropped.items()} == {"expired": 1, "cancelled": 0}
+    assert isinstance(passed, Dropped) and passed.reason == "expired" and "deadline comes in 0 ms" in str(passed)
+    assert too_soon.reason == "expired" and "deadline comes in 120 ms, before the answer" in str(too_soon)
+    assert {reason: counter.value for reason, counter in dropped.items()} == {"expired": 2, "cancelled": 0}
 
 
 @pytest.mark.parametrize(
@@ -124,8 +127,7 @@ def test_time_left_is_read_from_the_callers_stamp_only_where_it_is_plausible(mak
 
 def test_the_client_library_stamps_the_parameter_the_models_read_and_reads_their_expired_answer():
     _, metrics = counters(MetricFamily, {"model": "m"}, {"dropped": ("x_dropped_total", "")})
-    late = drop_abandoned(stamped(left_s=0.1), metrics["dropped"], needs_s=0.25)
-    answer = InferenceServerException(msg=str(late), status="StatusCode.CANCELLED")
+    answer = InferenceServerException(msg=str(expire(0.1, metrics["dropped"])), status="StatusCode.CANCELLED")
 
     assert CLIENT_DEADLINE_PARAMETER == DEADLINE_PARAMETER
     assert isinstance(map_error(answer), DeadlineExceededError)  # failed its deadline: not retried

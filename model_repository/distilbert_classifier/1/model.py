@@ -30,11 +30,11 @@ import triton_python_backend_utils as pb_utils
 sys.path.insert(0, str(Path(__file__).parent))
 
 from clf_serving.cores import instance_cores  # noqa: E402
-from clf_serving.deadlines import TokenRate, chunk_tokens, chunks, needs_s  # noqa: E402
+from clf_serving.deadlines import TokenRate, chunk_tokens, chunks, too_late  # noqa: E402
 from clf_serving.device import instance_device, instance_threads  # noqa: E402
 from clf_serving.engine import ClassifierEngine  # noqa: E402
 from clf_serving.metrics import ForwardMetrics  # noqa: E402
-from clf_serving.outcomes import Dropped, drop_abandoned, error_response, row_spans  # noqa: E402
+from clf_serving.outcomes import Dropped, drop_abandoned, error_response, expire, row_spans, time_left_s  # noqa: E402
 from clf_serving.scores import scores_from_logits  # noqa: E402
 from clf_serving.settings import check_settings, cpu_instances, read_settings  # noqa: E402
 from clf_serving.validation import InvalidRequest, validate_request  # noqa: E402
@@ -73,10 +73,9 @@ class TritonPythonModel:
         outputs = self.forward_in_time(requests, rows)
         return [self.encode(entry) for entry in outputs]
 
-    def drop_abandoned(self, request, needs_s: float = 0.0):
-        """The request, or ``Dropped`` when its caller no longer waits (cancelled, or past its deadline),
-        or its deadline comes within the ``needs_s`` seconds its answer still takes (``outcomes``)."""
-        return drop_abandoned(request, self.metrics.dropped, needs_s) if self.settings.drop_cancelled else request
+    def drop_abandoned(self, request):
+        """The request, or ``Dropped`` when its caller no longer waits (cancelled, or past its deadline)."""
+        return drop_abandoned(request, self.metrics.dropped) if self.settings.drop_cancelled else request
 
     def decode(self, request):
         """The request's ``input_ids`` and ``attention_mask`` (None when absent) arrays."""
@@ -98,17 +97,21 @@ class TritonPythonModel:
             return error
 
     def forward_in_time(self, requests, entries: list) -> list:
-        """``forward`` in chunks that fit the requests' deadlines (``clf_serving.deadlines``); before each,
-        the requests whose caller has gone, or whose deadline comes before the chunk would end, are dropped."""
+        """``forward`` for the requests whose answer can still come in time, in chunks that fit their
+        deadlines (``clf_serving.deadlines``); before each chunk after the first, the requests whose
+        caller has gone since are dropped."""
         if not self.settings.drop_cancelled:
             return self.forward(entries)
-        sizes = [sum(row.length for row in entry) if isinstance(entry, list) else 0 for entry in entries]  # tokens
-        limit = chunk_tokens([request.timeout() for request in requests], self.rate.tokens_per_s)
         results = list(entries)
-        for group in chunks(sizes, limit):
-            chunk_s = self.rate.seconds_for(sum(sizes[i] for i in group))
-            checked = [self.drop_abandoned(requests[i], needs_s(chunk_s, requests[i].timeout())) for i in group]
-            part = [c if isinstance(c, Dropped) else entries[i] for i, c in zip(group, checked, strict=True)]
+        sizes = [sum(row.length for row in entry) if isinstance(entry, list) else 0 for entry in entries]  # tokens
+        now, timeouts = time.time(), [request.timeout() for request in requests]
+        lefts = [time_left_s(request, now) if size else None for request, size in zip(requests, sizes, strict=True)]
+        for i in too_late(lefts, sizes, timeouts, self.rate):
+            results[i], sizes[i] = expire(lefts[i], self.metrics.dropped), 0
+        for number, group in enumerate(chunks(sizes, chunk_tokens(timeouts, self.rate.tokens_per_s))):
+            # The first chunk's requests were checked a moment ago (drop_abandoned in execute).
+            part = [self.drop_abandoned(requests[i]) if number else entries[i] for i in group]
+            part = [p if isinstance(p, Dropped) else entries[i] for i, p in zip(group, part, strict=True)]
             for i, outcome in zip(group, self.forward(part), strict=True):
                 results[i] = outcome
         return results

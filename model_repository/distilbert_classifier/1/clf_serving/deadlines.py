@@ -5,9 +5,9 @@ forward over all of them can take longer than their callers' deadlines: every on
 computed for nobody. So when the requests of an execute carry a ``timeout`` (the client library
 sends its deadline as one), ``model.py`` cuts their tokens into chunks that each take at most half the
 shortest timeout at the speed measured so far, and before each chunk drops the requests whose
-caller has gone in the meantime, or whose deadline (stamped by the caller: ``outcomes.time_left_s``)
-comes before the chunk would end. Requests without a timeout, or with one that a whole batch fits
-in, take one forward.
+caller has gone in the meantime. Before any of them, it drops the requests whose deadline (stamped
+by the caller: ``outcomes.time_left_s``) comes before the execute's answers would leave
+(``too_late``). Requests without a timeout, or with one that a whole batch fits in, take one forward.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 # A chunk may take this share of the shortest timeout among the execute's requests.
 CHUNK_SHARE_OF_TIMEOUT = 0.5
+# A request with more than this share of its timeout left is never dropped for want of time (``too_late``).
+FRESH_SHARE = 0.9
 
 
 @dataclass
@@ -49,14 +51,23 @@ def chunk_tokens(timeouts_us: list[int], tokens_per_s: float | None) -> int | No
     return max(1, int(min(timeouts) / 1e6 * CHUNK_SHARE_OF_TIMEOUT * tokens_per_s))
 
 
-def needs_s(chunk_s: float, timeout_us: int) -> float:
-    """How much of its deadline a request in a chunk of ``chunk_s`` seconds must have left to be computed.
+def too_late(time_left_s: list[float | None], sizes: list[int], timeouts_us: list[int], rate: TokenRate) -> list[int]:
+    """The requests whose answer cannot come before their caller's deadline, to drop before any forward.
 
-    The chunk's time, but never more than the chunk's share of the request's timeout: a request too
-    big for that alone is still tried. Otherwise a rate that ran slow once would drop every such
-    request from then on, and no forward would be left to measure it again.
+    All answers of an execute leave when it returns, so each request kept needs time left for the
+    forward of every kept request (``sizes``: tokens; ``time_left_s``: None where unknown). The one
+    with the least time left goes first, until the rest fit. A request is never asked for more than
+    ``FRESH_SHARE`` of its timeout: a fresh one is always tried, so an estimate that ran slow cannot
+    drop everything, and the next forward measures the rate again.
     """
-    return min(chunk_s, CHUNK_SHARE_OF_TIMEOUT * timeout_us / 1e6)
+    candidates = sorted((left, i) for i, left in enumerate(time_left_s) if left is not None and sizes[i] > 0)
+    total, late = sum(sizes), []
+    for left, i in candidates:
+        if left >= min(rate.seconds_for(total), FRESH_SHARE * timeouts_us[i] / 1e6):
+            break
+        late.append(i)
+        total -= sizes[i]
+    return late
 
 
 def chunks(sizes: list[int], limit: int | None) -> list[list[int]]:

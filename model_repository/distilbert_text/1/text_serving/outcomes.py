@@ -28,24 +28,27 @@ class Dropped(Exception):
         self.reason = reason
 
 
-def drop_abandoned(request, dropped_counters: dict, needs_s: float = 0.0):
-    """``request``, or ``Dropped`` (counted by reason) when nobody will wait for its answer.
+def drop_abandoned(request, dropped_counters: dict):
+    """``request``, or ``Dropped`` (counted by reason) when nobody waits for its answer any more.
 
     Triton marks a request cancelled when its gRPC call is cancelled, which is also what gRPC does
     when the call's deadline passes; a request that carried a ``timeout`` (the client library sends
     its deadline as one) is counted as expired, any other as cancelled. A request whose caller's
-    deadline (``time_left_s``) comes before the ``needs_s`` seconds its answer still takes is expired too.
+    deadline stamp (``time_left_s``) has passed is expired too.
     """
     if request.is_cancelled():
         reason = DROP_REASONS[0] if request.timeout() else DROP_REASONS[1]
-        why = "its caller no longer waits for the answer"
-    else:
-        left = time_left_s(request, time.time())
-        if left is None or left >= needs_s:
-            return request
-        reason, why = DROP_REASONS[0], f"its caller's deadline comes in {max(left, 0) * 1e3:.0f} ms, before the answer"
-    dropped_counters[reason].increment(1)
-    return Dropped(f"request {reason} before its forward pass: {why}", reason)
+        dropped_counters[reason].increment(1)
+        return Dropped(f"request {reason} before its forward pass: its caller no longer waits for the answer", reason)
+    left = time_left_s(request, time.time())
+    return request if left is None or left > 0 else expire(left, dropped_counters)
+
+
+def expire(left_s: float, dropped_counters: dict) -> Dropped:
+    """``Dropped`` (counted as expired) for a request whose deadline comes in ``left_s``, before its answer."""
+    dropped_counters[DROP_REASONS[0]].increment(1)
+    why = f"its caller's deadline comes in {max(left_s, 0) * 1e3:.0f} ms, before the answer"
+    return Dropped(f"request {DROP_REASONS[0]} before its forward pass: {why}", DROP_REASONS[0])
 
 
 def time_left_s(request, now_s: float) -> float | None:
