@@ -91,7 +91,9 @@ def test_classify_raises_deadline_exceeded_when_deadline_is_too_short(classifier
     with pytest.raises(DeadlineExceededError) as caught:
         classifier.classify(texts, timeout_s=0.01)
 
-    assert caught.value.status == "DEADLINE_EXCEEDED", "raised by gRPC, not before sending"
+    # Raised after sending: by gRPC when the deadline passed, or answered at once by the model, which saw
+    # from the deadline stamp that the answer could not come in time.
+    assert caught.value.status in ("DEADLINE_EXCEEDED", "CANCELLED"), "raised after sending"
     assert isinstance(caught.value, TimeoutError)
     assert classifier.classify("Still serving after a deadline.").label in classifier.model.labels
 

@@ -34,8 +34,9 @@ def rate(tokens_per_s: float) -> TokenRate:
 
 
 def test_requests_whose_answer_would_come_too_late_go_least_time_left_first_until_the_rest_fit():
-    # 4 requests of 100 tokens at 1000 tokens/s: all four take 0.4 s; without the two most urgent, 0.2 s.
-    left = [0.35, 0.05, None, 0.25]
+    # 4 requests of 100 tokens at 1000 tokens/s: all four take 0.4 s (0.48 with the margin); without
+    # the most urgent 0.36 s, without the two most urgent 0.24 s.
+    left = [0.35, 0.05, None, 0.3]
     assert too_late(left, [100] * 4, [500_000] * 4, rate(1000.0)) == [1, 3]
     assert too_late(left, [100] * 4, [500_000] * 4, rate(10_000.0)) == []  # 0.04 s: all in time
     assert too_late(left, [100] * 4, [500_000] * 4, TokenRate()) == []  # no rate measured yet: none
