@@ -59,10 +59,10 @@ def too_late(time_left_s: list[float | None], sizes: list[int], timeouts_us: lis
     """The requests whose answer cannot come before their caller's deadline, to drop before any forward.
 
     All answers of an execute leave when it returns, so each request kept needs time left for the
-    forward of every kept request, with a margin (``sizes``: tokens; ``time_left_s``: None where unknown). The one
-    with the least time left goes first, until the rest fit. A request is never asked for more than
-    ``FRESH_SHARE`` of its timeout: a fresh one is always tried, so an estimate that ran slow cannot
-    drop everything, and the next forward measures the rate again.
+    forward of every kept request, with a margin (``sizes``: tokens; ``time_left_s``: None where
+    unknown). The one with the least time left goes first, until the rest fit. A request is never
+    asked for more than ``FRESH_SHARE`` of its timeout: a fresh one is always tried, so an estimate
+    that ran slow cannot drop everything, and the next forward measures the rate again.
     """
     candidates = sorted((left, i) for i, left in enumerate(time_left_s) if left is not None and sizes[i] > 0)
     total, late = sum(sizes), []
