@@ -43,7 +43,7 @@ from tritonclient.grpc.aio import InferenceServerClient
 from tritonclient.utils import InferenceServerException
 
 import project_paths  # noqa: F401  (build/, docker/ and the models' packages by name)
-from clf_serving.outcomes import DEADLINE_PARAMETER
+from distilbert_client._core import server_deadline
 from launch import child_processes, options_on_free_ports
 from perf_analyzer import model_metrics
 
@@ -181,12 +181,10 @@ class Recorder:
 
 def deadline_arguments(deadline_s: float | None, parameters: dict | None = None) -> dict:
     """``tritonclient`` infer arguments that carry a call's deadline to the server as the client library
-    sends it: Triton's request ``timeout`` (microseconds) and the deadline stamp the models read,
-    beside the request's other ``parameters``."""
-    if deadline_s is None:
-        return {"parameters": parameters}
-    stamp = int((time.time() + deadline_s) * 1e3)
-    return {"timeout": int(deadline_s * 1e6), "parameters": {**(parameters or {}), DEADLINE_PARAMETER: stamp}}
+    sends it (``server_deadline``), beside the request's other ``parameters``."""
+    arguments = server_deadline(deadline_s)
+    arguments["parameters"] = {**(parameters or {}), **arguments.get("parameters", {})} or None
+    return arguments
 
 
 class LoadClient:

@@ -112,6 +112,18 @@ def advance(flow: Flow, outcome: Any = None) -> Rpc | Sleep | Done:
         return Done(done.value)
 
 
+def server_deadline(timeout_s: float | None) -> dict:
+    """``tritonclient`` infer arguments that tell the server a call's deadline, ``timeout_s`` from now.
+
+    Triton's request ``timeout`` (microseconds) lets its queue policy drop a request nobody waits for
+    any more; the stamp ``DEADLINE_PARAMETER`` lets the model drop one whose answer could not come in time.
+    """
+    if timeout_s is None:
+        return {"timeout": None}
+    stamp = int((time.time() + timeout_s) * 1e3)
+    return {"timeout": max(int(timeout_s * 1e6), 1), "parameters": {DEADLINE_PARAMETER: stamp}}
+
+
 def _as_texts(value, what: str) -> list[str]:
     if isinstance(value, (bytes, bytearray)) or not isinstance(value, Sequence):
         raise InvalidInputError(f"{what} must be a str or a sequence of str; got {type(value).__name__}")
@@ -182,17 +194,8 @@ class Core:
         kwargs = dict(model_name=o.model, model_version=o.model_version, inputs=inputs, outputs=outputs)
 
         def request(timeout_s: float | None) -> Rpc:
-            # The deadline goes to the server as well: gRPC's ends the call there too, Triton's own
-            # (microseconds) lets a queue policy drop a request nobody waits for any more, and the
-            # stamp lets the model drop one whose deadline comes before its forward pass would end.
-            if timeout_s is None:
-                return Rpc("infer", kwargs | {"client_timeout": None, "timeout": None})
-            timeout_us, stamp = max(int(timeout_s * 1e6), 1), int((time.time() + timeout_s) * 1e3)
-            return Rpc(
-                "infer",
-                kwargs
-                | {"client_timeout": timeout_s, "timeout": timeout_us, "parameters": {DEADLINE_PARAMETER: stamp}},
-            )
+            # The deadline goes to the server as well: gRPC's ends the call there too.
+            return Rpc("infer", kwargs | {"client_timeout": timeout_s} | server_deadline(timeout_s))
 
         result = yield from self.retried(request, deadline)
         return list(zip(result.as_numpy("logits"), result.as_numpy(self.info.scores_output), strict=True))
