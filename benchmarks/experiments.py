@@ -6,6 +6,7 @@
     python benchmarks/experiments.py shared-cores   # 2 instances: a fixed thread each vs the cores shared by the busy
     python benchmarks/experiments.py batch-size     # max_batch_size 64 (the earlier default) vs 16, fp32, twice
     python benchmarks/experiments.py heap-growth    # RSS growth of the packed engine under mixed batches
+    python benchmarks/experiments.py single-text    # one text in-process, both GEMM paths and transformers, fp32
 
 Each prints one line per variant. Run on a quiet machine; quote the printed figures.
 """
@@ -215,6 +216,43 @@ def heap_growth() -> None:
         print(f"{env or 'glibc defaults'}: {output.strip()}", flush=True)
 
 
+def single_text() -> None:
+    """One text of 16, 40 and 80 tokens in-process, 2 threads, fp32, median of 30 after 5 warm-ups:
+    the packed forward on each GEMM path, and ``transformers`` at 40 tokens."""
+    import statistics
+
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    sys.path.insert(0, str(PROJECT / "model_repository" / "distilbert_classifier" / "1"))
+    from clf_serving.packed import PackedClassifier
+
+    def median_ms(run) -> float:
+        for _ in range(5):
+            run()
+        times = []
+        for _ in range(30):
+            started = time.perf_counter()
+            run()
+            times.append(time.perf_counter() - started)
+        return statistics.median(times) * 1e3
+
+    torch.set_num_threads(2)
+    model = AutoModelForSequenceClassification.from_pretrained(FULL).eval()
+    rng = np.random.default_rng(0)
+    texts = {n: np.concatenate([[101], rng.integers(1000, 20000, n - 2), [102]]).astype(np.int64) for n in (16, 40, 80)}
+    for gemm in ("onednn", "aten"):
+        packed = PackedClassifier(model, gemm=gemm)
+        for n, ids in texts.items():
+            print(
+                f"{gemm}, {n} tokens: {median_ms(lambda ids=ids, packed=packed: packed.logits([ids], [None])):.2f} ms",
+                flush=True,
+            )
+    with torch.inference_mode():
+        ids = torch.from_numpy(texts[40])[None]
+        print(f"transformers, 40 tokens: {median_ms(lambda: model(ids)):.2f} ms", flush=True)
+
+
 EXPERIMENTS = {
     "queue-stall": queue_stall,
     "instances": instances,
@@ -222,6 +260,7 @@ EXPERIMENTS = {
     "shared-cores": shared_cores,
     "batch-size": batch_size,
     "heap-growth": heap_growth,
+    "single-text": single_text,
 }
 
 
