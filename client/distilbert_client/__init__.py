@@ -1,39 +1,21 @@
 """Typed gRPC client for a DistilBERT text classifier served by Triton: ``Classifier``, ``AsyncClassifier``.
 
-Installs without torch: tokenization uses the checkpoint's fast tokenizer.
+Installs without torch: tokenization uses the checkpoint's fast tokenizer. Its public names are those imported here.
 """
 
-from ._clients import AsyncClassifier, Classifier
-from ._core import ClientOptions
-from ._errors import (
-    ClassifierError,
-    DeadlineExceededError,
-    IncompatibleModelError,
-    InvalidInputError,
-    ModelNotReadyError,
-    ServerError,
-    ServerUnavailableError,
-)
-from ._model_info import ModelInfo
-from ._results import Classification, LabelScore, Scores
-from ._retry import RetryPolicy
-from ._tokenize import Truncation
-
-__all__ = [
-    "AsyncClassifier",
-    "Classification",
-    "Classifier",
-    "ClassifierError",
-    "ClientOptions",
-    "DeadlineExceededError",
-    "IncompatibleModelError",
-    "InvalidInputError",
-    "LabelScore",
-    "ModelInfo",
-    "ModelNotReadyError",
-    "RetryPolicy",
-    "Scores",
-    "ServerError",
-    "ServerUnavailableError",
-    "Truncation",
-]
+from ._clients import AsyncClassifier as AsyncClassifier
+from ._clients import Classifier as Classifier
+from ._core import ClientOptions as ClientOptions
+from ._errors import ClassifierError as ClassifierError
+from ._errors import DeadlineExceededError as DeadlineExceededError
+from ._errors import IncompatibleModelError as IncompatibleModelError
+from ._errors import InvalidInputError as InvalidInputError
+from ._errors import ModelNotReadyError as ModelNotReadyError
+from ._errors import ServerError as ServerError
+from ._errors import ServerUnavailableError as ServerUnavailableError
+from ._model_info import ModelInfo as ModelInfo
+from ._results import Classification as Classification
+from ._results import LabelScore as LabelScore
+from ._results import Scores as Scores
+from ._retry import RetryPolicy as RetryPolicy
+from ._tokenize import Truncation as Truncation

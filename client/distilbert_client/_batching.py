@@ -34,24 +34,17 @@ def plan_chunks(lengths: Sequence[int], max_rows: int, *, uniform_length: bool =
 
 
 def pad_chunk(
-    encoded: Mapping[str, Sequence[Sequence[int]]],
-    indices: Sequence[int],
-    pad_values: Mapping[str, int],
-    dtypes: Mapping[str, type],
-    *,
-    attention_mask: bool = True,
+    encoded: Mapping[str, list], indices: Sequence[int], pad_values: dict, dtypes: dict, *, attention_mask: bool = True
 ) -> Chunk:
     """Right-padded arrays of the rows at ``indices``, with an ``attention_mask`` when asked."""
-    width = max(len(encoded["input_ids"][i]) for i in indices)
+    lengths = np.array([len(encoded["input_ids"][i]) for i in indices])
+    mask = np.arange(lengths.max()) < lengths[:, None]  # True where a row has a token, row-major as the ids
     arrays = {}
-    for name, values in encoded.items():
+    for name, rows in encoded.items():
         if name != "attention_mask":
-            arrays[name] = np.full((len(indices), width), pad_values.get(name, 0), dtype=dtypes[name])
-            for row, i in enumerate(indices):
-                arrays[name][row, : len(values[i])] = values[i]
+            arrays[name] = np.full(mask.shape, pad_values.get(name, 0), dtype=dtypes[name])
+            arrays[name][mask] = [token for i in indices for token in rows[i]]
     if attention_mask:
-        lengths = np.array([len(encoded["input_ids"][i]) for i in indices])
-        mask = np.arange(width) < lengths[:, None]
         arrays["attention_mask"] = mask.astype(dtypes.get("attention_mask", np.int64))
     return Chunk(indices=tuple(indices), arrays=arrays)
 

@@ -6,13 +6,14 @@ import asyncio
 import concurrent.futures
 import time
 from collections.abc import Coroutine, Sequence
+from dataclasses import fields
 from operator import attrgetter
 from typing import Any, Generic, TypeVar, overload
 
 import tritonclient.grpc as grpcclient
 import tritonclient.grpc.aio as aiogrpcclient
 
-from ._core import ClientOptions, Core, Done, Flow, LoadBalancing, Rpc, Sleep, advance, validate_options
+from ._core import ClientOptions, Core, Flow, LoadBalancing, Sleep, validate_options
 from ._model_info import ModelInfo
 from ._results import Classification
 from ._retry import RetryPolicy
@@ -23,16 +24,8 @@ One = TypeVar("One")
 Many = TypeVar("Many")
 
 
-def results_in_order(futures: list, done: set) -> list:
-    """The results of ``futures``, in order; or the error of the first of them, among those ``done``, that failed."""
-    for future in futures:
-        if future in done and future.exception() is not None:
-            raise future.exception()
-    return [future.result() for future in futures]
-
-
 class ClientBase(Generic[One, Many]):
-    """The constructor (its arguments documented on ``Classifier``), settings and ``classify`` of both shells."""
+    """The constructor (its arguments documented on ``Classifier``) and the methods of both shells."""
 
     def __init__(
         self,
@@ -49,10 +42,8 @@ class ClientBase(Generic[One, Many]):
         root_certificates: str | None = None,
         load_balancing: LoadBalancing = "pick_first",
     ) -> None:
-        self.options = ClientOptions(
-            url, model, model_version, timeout_s, retry, max_concurrency, rows_per_request, ready_timeout_s,
-            root_certificates, load_balancing,
-        )  # fmt: skip
+        arguments = locals()  # all but the tokenizer are ClientOptions' fields
+        self.options = ClientOptions(**{field.name: arguments[field.name] for field in fields(ClientOptions)})
         self._core = Core(self.options, load_tokenizer(tokenizer))
         self._start()
 
@@ -71,6 +62,13 @@ class ClientBase(Generic[One, Many]):
         if self._core.info is None:
             raise RuntimeError("not connected: use 'async with' or 'await connect()' first")
         return self._core.info
+
+    def wait_until_ready(self, timeout_s: float):
+        """Return once the server and model are ready, else raise (awaited in ``AsyncClassifier``).
+
+        The error says which was not: ``ServerUnavailableError`` or ``ModelNotReadyError``.
+        """
+        return self._run(self._core.wait_until_ready(timeout_s))
 
     @overload
     def classify(
@@ -97,7 +95,7 @@ class ClientBase(Generic[One, Many]):
     ) -> Many: ...
 
     def classify(self, text_or_texts, *, text_pair=None, top_k=None, threshold=0.5, truncation=True, timeout_s=...):
-        """Classify one text (→ ``Classification``) or a sequence (→ list, in input order); awaited in ``AsyncClassifier``.
+        """Classify a text (→ ``Classification``) or a sequence (→ list, in input order); ``AsyncClassifier``: awaited.
 
         Args:
             text_or_texts: a str, or a sequence of them.
@@ -166,44 +164,34 @@ class Classifier(ClientBase[Classification, list[Classification]]):
             self._pool = None
         self._client.close()
 
-    def wait_until_ready(self, timeout_s: float) -> None:
-        """Return once the server and the model are ready; else ``ServerUnavailableError`` or ``ModelNotReadyError``."""
-        self._run(self._core.wait_until_ready(timeout_s))
-
     def _classify(self, text_or_texts, text_pair, top_k, threshold, truncation, timeout_s):
         validate_options(top_k, threshold)
-        single, chunks = self._core.prepare(text_or_texts, text_pair, truncation)
-        if not chunks:
-            return []
-        deadline = self._core.deadline(timeout_s)
-        answers = self._map(lambda chunk: self._run(self._core.infer(chunk, deadline)), chunks)
-        return self._core.results(single, chunks, answers, top_k, threshold)
-
-    def _map(self, function, chunks) -> list:
-        """``function`` over chunks, at most ``max_concurrency`` at once; the first error stops the rest."""
-        if self._pool is None:
+        flows, results = self._core.classify(text_or_texts, text_pair, top_k, threshold, truncation, timeout_s)
+        if flows and self._pool is None:
             raise RuntimeError("the classifier is closed")
-        if len(chunks) == 1 or self.options.max_concurrency == 1:
-            return [function(chunk) for chunk in chunks]
-        futures = [self._pool.submit(function, chunk) for chunk in chunks]
+        if len(flows) <= 1 or self.options.max_concurrency == 1:
+            return results([self._run(flow) for flow in flows])
+        # At most max_concurrency requests at once; the first error cancels those not started yet.
+        futures = [self._pool.submit(self._run, flow) for flow in flows]
         done, pending = concurrent.futures.wait(futures, return_when=concurrent.futures.FIRST_EXCEPTION)
         for future in pending:
             future.cancel()
-        return results_in_order(futures, done)
+        if failed := [future.exception() for future in futures if future in done and future.exception()]:
+            raise failed[0]
+        return results([future.result() for future in futures])
 
     def _run(self, flow: Flow):
         """Drive ``flow`` to its result: make its calls on this client, sleep its pauses."""
-        step = advance(flow)
-        while not isinstance(step, Done):
-            step = advance(flow, self._outcome(step))
-        return step.value
-
-    def _outcome(self, step: Rpc | Sleep):
-        """The answer to ``step``, or the error it raised (for the flow to map)."""
+        reply = None
         try:
-            return time.sleep(step.seconds) if isinstance(step, Sleep) else step.call(self._client)
-        except Exception as error:
-            return error
+            while True:
+                step = flow.throw(reply) if isinstance(reply, Exception) else flow.send(reply)
+                try:
+                    reply = time.sleep(step.seconds) if isinstance(step, Sleep) else step.call(self._client)
+                except Exception as error:  # thrown into the flow, which maps it, then retries or raises
+                    reply = error
+        except StopIteration as done:
+            return done.value
 
 
 class AsyncClassifier(ClientBase[Coroutine[Any, Any, Classification], Coroutine[Any, Any, list[Classification]]]):
@@ -233,45 +221,36 @@ class AsyncClassifier(ClientBase[Coroutine[Any, Any, Classification], Coroutine[
             await self._client.close()
             self._client = None
 
-    async def wait_until_ready(self, timeout_s: float) -> None:
-        """Return once the server and the model are ready; else as ``Classifier.wait_until_ready``."""
-        await self._run(self._core.wait_until_ready(timeout_s))
-
     async def _classify(self, text_or_texts, text_pair, top_k, threshold, truncation, timeout_s):
         validate_options(top_k, threshold)
         await self.connect()
-        core = self._core
-        single, chunks = await asyncio.to_thread(core.prepare, text_or_texts, text_pair, truncation)
-        if not chunks:
-            return []
-        deadline = core.deadline(timeout_s)
+        call = (text_or_texts, text_pair, top_k, threshold, truncation, timeout_s)
+        flows, results = await asyncio.to_thread(self._core.classify, *call)
         limit = asyncio.Semaphore(self.options.max_concurrency)
 
-        async def infer(chunk) -> list:
+        async def run(flow) -> list:
             async with limit:
-                return await self._run(core.infer(chunk, deadline))
+                return await self._run(flow)
 
-        tasks = [asyncio.ensure_future(infer(chunk)) for chunk in chunks]
+        tasks = [asyncio.ensure_future(run(flow)) for flow in flows]
         try:
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            return results(await asyncio.gather(*tasks))
         finally:  # the first failure (or this call's cancellation) ends the call: cancel the requests still queued
             for task in tasks:
                 task.cancel()
-        return core.results(single, chunks, results_in_order(tasks, done), top_k, threshold)
 
     async def _run(self, flow: Flow):
         """Drive ``flow`` to its result: await its calls on this client, sleep its pauses."""
         if self._client is None:
             # Created here, inside the running loop, which the gRPC channel binds to.
             self._client = aiogrpcclient.InferenceServerClient(self.options.url, **self.options.channel())
-        step = advance(flow)
-        while not isinstance(step, Done):
-            step = advance(flow, await self._outcome(step))
-        return step.value
-
-    async def _outcome(self, step: Rpc | Sleep):
-        """The answer to ``step``, or the error it raised (for the flow to map)."""
+        reply = None
         try:
-            return await (asyncio.sleep(step.seconds) if isinstance(step, Sleep) else step.call(self._client))
-        except Exception as error:
-            return error
+            while True:
+                step = flow.throw(reply) if isinstance(reply, Exception) else flow.send(reply)
+                try:
+                    reply = await (asyncio.sleep(step.seconds) if isinstance(step, Sleep) else step.call(self._client))
+                except Exception as error:
+                    reply = error
+        except StopIteration as done:
+            return done.value

@@ -2,8 +2,7 @@
 
 The protocol (wait for readiness, read the config, send a request and retry it) is written once, as
 *flows*: generators that yield an ``Rpc`` or a ``Sleep`` and return their result. The shells in
-``_clients`` drive a flow, blocking or awaiting: each step's outcome, its answer or its error, goes
-back in through ``advance``.
+``_clients`` drive a flow, blocking or awaiting: each step's answer is sent back in, its error thrown in.
 """
 
 from __future__ import annotations
@@ -23,9 +22,8 @@ from ._results import Classification, build_result
 from ._retry import Deadline, RetryPolicy, next_step
 from ._tokenize import Encoder, Truncation
 
-# tritonclient's own channel options, plus a reconnect backoff capped at 1 s: gRPC's default grows
-# to 120 s, so a restarted server would go unseen (by retries and wait_until_ready) for up to two
-# minutes after it is back.
+# tritonclient's own channel options, plus a reconnect backoff capped at 1 s: gRPC's default grows to 120 s,
+# so a restarted server would go unseen (by retries and wait_until_ready) for up to two minutes after it is back.
 CHANNEL_ARGS = (
     ("grpc.max_send_message_length", 2**31 - 1),
     ("grpc.max_receive_message_length", 2**31 - 1),
@@ -38,7 +36,6 @@ CHANNEL_ARGS = (
 DEADLINE_PARAMETER = "deadline_unix_ms"
 LoadBalancing = Literal["pick_first", "round_robin"]
 LOAD_BALANCING: tuple[LoadBalancing, ...] = ("pick_first", "round_robin")
-_POLL_S = 0.25
 
 
 @dataclass(frozen=True)
@@ -66,10 +63,8 @@ class ClientOptions:
 
     def channel(self) -> dict:
         """Keyword arguments for a ``tritonclient`` gRPC client: channel options, TLS when a CA file is given."""
-        options: dict = {"channel_args": [*CHANNEL_ARGS, ("grpc.lb_policy_name", self.load_balancing)]}
-        if self.root_certificates is not None:
-            options.update(ssl=True, root_certificates=str(self.root_certificates))
-        return options
+        tls = {} if self.root_certificates is None else {"ssl": True, "root_certificates": str(self.root_certificates)}
+        return {"channel_args": [*CHANNEL_ARGS, ("grpc.lb_policy_name", self.load_balancing)]} | tls
 
 
 @dataclass(frozen=True)
@@ -91,25 +86,7 @@ class Sleep:
     seconds: float
 
 
-@dataclass(frozen=True)
-class Done:
-    """The end of a flow: what it returned."""
-
-    value: Any
-
-
 Flow = Generator[Rpc | Sleep, Any, Any]
-
-
-def advance(flow: Flow, outcome: Any = None) -> Rpc | Sleep | Done:
-    """The flow's next step, or ``Done``: ``advance(flow)`` starts it, then each step's outcome goes in.
-
-    An answer is sent in; an error is thrown in, for the flow to map and decide on: retry, or raise (out of here).
-    """
-    try:
-        return flow.throw(outcome) if isinstance(outcome, Exception) else flow.send(outcome)
-    except StopIteration as done:
-        return Done(done.value)
 
 
 def server_deadline(timeout_s: float | None) -> dict:
@@ -124,6 +101,14 @@ def server_deadline(timeout_s: float | None) -> dict:
     return {"timeout": max(int(timeout_s * 1e6), 1), "parameters": {DEADLINE_PARAMETER: stamp}}
 
 
+def validate_options(top_k: int | None, threshold: float) -> None:
+    """``InvalidInputError`` unless ``top_k`` and ``threshold`` are valid ``classify`` arguments."""
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+        raise InvalidInputError(f"top_k must be a positive int or None; got {top_k!r}")
+    if not 0.0 <= threshold <= 1.0:
+        raise InvalidInputError(f"threshold must be within [0, 1]; got {threshold!r}")
+
+
 def _as_texts(value, what: str) -> list[str]:
     if isinstance(value, (bytes, bytearray)) or not isinstance(value, Sequence):
         raise InvalidInputError(f"{what} must be a str or a sequence of str; got {type(value).__name__}")
@@ -131,14 +116,6 @@ def _as_texts(value, what: str) -> list[str]:
         if not isinstance(text, str):
             raise InvalidInputError(f"{what}[{index}] must be a str; got {type(text).__name__}")
     return texts
-
-
-def validate_options(top_k: int | None, threshold: float) -> None:
-    """``InvalidInputError`` unless ``top_k`` and ``threshold`` are valid ``classify`` arguments."""
-    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
-        raise InvalidInputError(f"top_k must be a positive int or None; got {top_k!r}")
-    if not 0.0 <= threshold <= 1.0:
-        raise InvalidInputError(f"threshold must be within [0, 1]; got {threshold!r}")
 
 
 class Core:
@@ -166,39 +143,22 @@ class Core:
         """Poll until the server and the model answer ready; else the error saying which was not."""
         o = self.options
         end = time.monotonic() + timeout_s
+        model = dict(model_name=o.model, model_version=o.model_version, client_timeout=1.0)
         server_ready, last = False, "no answer"
         while True:
             try:
                 with mapped_errors():
                     server_ready = yield Rpc("is_server_ready", {"client_timeout": 1.0})
-                    model = dict(model_name=o.model, model_version=o.model_version, client_timeout=1.0)
                     if server_ready and (yield Rpc("is_model_ready", model)):
                         return
             except ClassifierError as error:
                 last = error.message
             if (left := end - time.monotonic()) <= 0:
                 break
-            yield Sleep(min(_POLL_S, left))
+            yield Sleep(min(0.25, left))  # polls 4 times a second
         if server_ready:
             raise ModelNotReadyError(f"model {o.model!r} at {o.url} not ready after {timeout_s:g} s")
         raise ServerUnavailableError(f"server at {o.url} not ready after {timeout_s:g} s: {last}")
-
-    def infer(self, chunk: Chunk, deadline: Deadline) -> Flow:
-        """Send one request; its rows as (logits, scores) pairs."""
-        o, datatypes = self.options, {i.name: i.datatype for i in self.info.inputs}
-        inputs = [
-            grpcclient.InferInput(name, list(array.shape), datatypes[name]).set_data_from_numpy(array)
-            for name, array in chunk.arrays.items()
-        ]
-        outputs = [grpcclient.InferRequestedOutput(name) for name in ("logits", self.info.scores_output)]
-        kwargs = dict(model_name=o.model, model_version=o.model_version, inputs=inputs, outputs=outputs)
-
-        def request(timeout_s: float | None) -> Rpc:
-            # The deadline goes to the server as well: gRPC's ends the call there too.
-            return Rpc("infer", kwargs | {"client_timeout": timeout_s} | server_deadline(timeout_s))
-
-        result = yield from self.retried(request, deadline)
-        return list(zip(result.as_numpy("logits"), result.as_numpy(self.info.scores_output), strict=True))
 
     def retried(self, request: Callable[[float | None], Rpc], deadline: Deadline, retry_not_ready=True) -> Flow:
         """The answer to ``request(seconds left)``, asked again for as long as ``next_step`` says so."""
@@ -214,12 +174,27 @@ class Core:
                     raise step from error
             yield Sleep(step)
 
-    def deadline(self, timeout_s) -> Deadline:
-        """The deadline of one call: ``timeout_s``, or the client's when it is ``...``."""
-        return Deadline(self.options.timeout_s if timeout_s is ... else timeout_s)
+    def infer(self, chunk: Chunk, deadline: Deadline) -> Flow:
+        """Send one request; its rows as (logits, scores) pairs."""
+        o, datatypes = self.options, {i.name: i.datatype for i in self.info.inputs}
+        inputs = [
+            grpcclient.InferInput(name, list(array.shape), datatypes[name]).set_data_from_numpy(array)
+            for name, array in chunk.arrays.items()
+        ]
+        outputs = [grpcclient.InferRequestedOutput(name) for name in ("logits", self.info.scores_output)]
+        kwargs = dict(model_name=o.model, model_version=o.model_version, inputs=inputs, outputs=outputs)
+        # The deadline goes to the server as well: gRPC's ends the call there too.
+        request = lambda s: Rpc("infer", kwargs | {"client_timeout": s} | server_deadline(s))  # noqa: E731
+        result = yield from self.retried(request, deadline)
+        return list(zip(result.as_numpy("logits"), result.as_numpy(self.info.scores_output), strict=True))
 
-    def prepare(self, text_or_texts, text_pair=None, truncation: Truncation = True) -> tuple[bool, list[Chunk]]:
-        """Whether one text was given (not a sequence), and the requests for the texts: tokenized, sorted, padded."""
+    def classify(
+        self, text_or_texts, text_pair, top_k: int | None, threshold: float, truncation: Truncation, timeout_s
+    ) -> tuple[list[Flow], Callable[[list], Classification | list[Classification]]]:
+        """One ``classify`` call: the flows of its requests, and the function of their answers that gives its result.
+
+        The call's deadline (``timeout_s``, or the client's if ``...``) starts once the texts are tokenized.
+        """
         single = isinstance(text_or_texts, str)
         texts = [text_or_texts] if single else _as_texts(text_or_texts, "texts")
         if text_pair is not None:
@@ -229,18 +204,17 @@ class Core:
             if len(text_pair) != len(texts):
                 raise InvalidInputError(f"{len(texts)} texts but {len(text_pair)} text pairs: give one pair per text")
         if not texts:
-            return False, []
+            return [], lambda answers: []
         encoded = self.encoder.encode(texts, text_pair, truncation)
-        lengths = [len(row) for row in encoded["input_ids"]]
-        dtypes, mask = {i.name: i.numpy_dtype for i in self.info.inputs}, self.info.has_attention_mask
-        plan = plan_chunks(lengths, self.rows_per_request, uniform_length=not mask)
-        return single, [pad_chunk(encoded, rows, self.encoder.pad_values, dtypes, attention_mask=mask) for rows in plan]
+        info, mask = self.info, self.info.has_attention_mask
+        dtypes = {i.name: i.numpy_dtype for i in info.inputs}
+        plan = plan_chunks([len(ids) for ids in encoded["input_ids"]], self.rows_per_request, uniform_length=not mask)
+        chunks = [pad_chunk(encoded, rows, self.encoder.pad_values, dtypes, attention_mask=mask) for rows in plan]
+        deadline = Deadline(self.options.timeout_s if timeout_s is ... else timeout_s)
 
-    def results(
-        self, single: bool, chunks: list[Chunk], answers: list, top_k: int | None, threshold: float
-    ) -> Classification | list[Classification]:
-        """The ``Classification`` of each text, in input order; one alone when one text was given."""
-        info, size = self.info, sum(len(chunk.indices) for chunk in chunks)
-        rows = reorder(chunks, answers, size)
-        results = [build_result(info.problem_type, info.labels, *row, top_k=top_k, threshold=threshold) for row in rows]
-        return results[0] if single else results
+        def results(answers: list) -> Classification | list[Classification]:
+            rows = reorder(chunks, answers, len(texts))
+            out = [build_result(info.problem_type, info.labels, *row, top_k=top_k, threshold=threshold) for row in rows]
+            return out[0] if single else out
+
+        return [self.infer(chunk, deadline) for chunk in chunks], results

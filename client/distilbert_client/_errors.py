@@ -1,16 +1,8 @@
-"""The exceptions a caller can catch, by kind, and the one place they are mapped.
+"""The exceptions a caller can catch, by kind (each a ``ClassifierError``), and the one place they are mapped.
 
-* ClassifierError
-  + ServerUnavailableError ..... server down, unreachable, restarting, its queue full or a model
-                                 process dead until the server restarts it; retried
-  + ModelNotReadyError ......... the model is missing or not loaded; retried once its config was read
-  + InvalidInputError .......... the request was rejected as malformed (also a ``ValueError``)
-  + DeadlineExceededError ...... the call's deadline passed first (also a ``TimeoutError``)
-  + ServerError ................ the server failed while serving a valid request
-  + IncompatibleModelError ..... the local tokenizer does not fit the served model (at construction)
-
-Every ``tritonclient`` or gRPC error is translated by ``map_error`` and raised ``from`` the
-original, so the traceback keeps both; ``message`` is the server's own text.
+Every ``tritonclient`` or gRPC error is translated by ``map_error`` and raised ``from`` the original, so the
+traceback keeps both; ``message`` is the server's own text. Retried (``RetryPolicy``): ``ServerUnavailableError``,
+and ``ModelNotReadyError`` once the client has read the model's config (a reload, not a wrong name).
 """
 
 from __future__ import annotations
@@ -35,7 +27,7 @@ class ClassifierError(Exception):
 
 
 class ServerUnavailableError(ClassifierError):
-    """The server cannot take the request now: down, unreachable, restarting, or its queue is full."""
+    """The server cannot take the request now: down, unreachable, restarting, its queue full, its model process dead."""
 
 
 class ModelNotReadyError(ClassifierError):
@@ -70,9 +62,8 @@ _BY_STATUS = {
 # Triton answers UNAVAILABLE both for a server that cannot take requests and for a model
 # without a loaded version; only the message tells them apart.
 _MODEL_NOT_READY_PHRASES = ("unknown model", "no available versions", "is not ready", "not found")
-# A dead Python-backend stub answers INTERNAL "Stub process '<instance>' is not healthy." until the
-# launcher's watchdog (or the orchestrator's liveness probe) restarts the server: transient, and a
-# classification is safe to send again.
+# A dead Python-backend stub answers INTERNAL "Stub process '<instance>' is not healthy." until the launcher's
+# watchdog (or the orchestrator's liveness probe) restarts the server: transient; a classification is safe to resend.
 _DEAD_STUB_PHRASES = ("stub process", "is not healthy")
 # The model answers CANCELLED at once a request whose deadline would pass before its answer came
 # (the deadline stamp this client sends): the call has failed its deadline; a retry would too.
@@ -81,8 +72,6 @@ _EXPIRED_PHRASE = "expired before its forward pass"
 
 def map_error(error: BaseException) -> ClassifierError:
     """The ``ClassifierError`` for a ``tritonclient``/gRPC error, keeping the server's message."""
-    if isinstance(error, ClassifierError):
-        return error
     if isinstance(error, InferenceServerException):
         message, status = error.message() or str(error), error.status()
     elif isinstance(error, grpc.RpcError) and hasattr(error, "code"):

@@ -15,9 +15,9 @@ from tritonclient.utils import triton_to_np_dtype
 from ._errors import IncompatibleModelError
 from ._results import PROBLEM_TYPES, REGRESSION, SINGLE_LABEL
 
-_TOKEN_DATA_TYPES = ("TYPE_INT64", "TYPE_INT32")
 # Tokenizers that declare no limit report a huge model_max_length (int(1e30)).
 _UNSET_MAX_LENGTH = 1_000_000
+_USE_ITS_TOKENIZER = "use the tokenizer saved with the served checkpoint"
 
 
 @dataclass(frozen=True)
@@ -65,8 +65,7 @@ class ModelInfo:
         params = {key: value.get("string_value", "") for key, value in config.get("parameters", {}).items()}
         inputs = []
         for spec in config.get("input", []):
-            data_type = spec.get("data_type", "TYPE_INT64")
-            if data_type not in _TOKEN_DATA_TYPES:
+            if (data_type := spec.get("data_type", "TYPE_INT64")) not in ("TYPE_INT64", "TYPE_INT32"):
                 raise IncompatibleModelError(
                     f"model {name!r} input {spec['name']!r} has data type {data_type}; token ids must be INT64 or INT32"
                 )
@@ -74,15 +73,15 @@ class ModelInfo:
         outputs = tuple(spec["name"] for spec in config.get("output", []))
         if "input_ids" not in {i.name for i in inputs}:
             raise IncompatibleModelError(f"model {name!r} has no 'input_ids' input; inputs: {[i.name for i in inputs]}")
-        missing = [output for output in ("logits", cls.scores_output) if output not in outputs]
-        if missing:
+        if missing := [output for output in ("logits", cls.scores_output) if output not in outputs]:
             # The server computes the scores; the client reads them, it never recomputes them.
             raise IncompatibleModelError(
                 f"model {name!r} has no {' or '.join(map(repr, missing))} output (outputs: {list(outputs)}): "
                 "serve a model exported by build/export.py"
             )
-
-        num_labels = _int(params.get("num_labels"))
+        num_labels, max_length, vocab_size = (
+            int(params[key]) if params.get(key) else None for key in ("num_labels", "max_sequence_length", "vocab_size")
+        )
         if num_labels is None:
             num_labels = int(next(spec for spec in config["output"] if spec["name"] == "logits")["dims"][-1])
         # Without published labels: transformers' own default names for a checkpoint without id2label.
@@ -92,20 +91,8 @@ class ModelInfo:
         problem_type = params.get("problem_type") or (REGRESSION if num_labels == 1 else SINGLE_LABEL)
         if problem_type not in PROBLEM_TYPES:
             raise IncompatibleModelError(f"model {name!r} has unknown problem_type {problem_type!r}")
-        return cls(
-            name=name,
-            max_batch_size=max(int(config.get("max_batch_size", 0)), 1),  # 0: no batch dimension, one row a request
-            inputs=tuple(inputs),
-            outputs=outputs,
-            problem_type=problem_type,
-            labels=labels,
-            max_sequence_length=_int(params.get("max_sequence_length")),
-            vocab_size=_int(params.get("vocab_size")),
-        )
-
-
-def _int(value: str | None) -> int | None:
-    return int(value) if value else None
+        batch = max(int(config.get("max_batch_size", 0)), 1)  # 0: no batch dimension, one row a request
+        return cls(name, batch, tuple(inputs), outputs, problem_type, labels, max_length, vocab_size)
 
 
 def check_tokenizer(info: ModelInfo, tokenizer) -> int:
@@ -114,30 +101,26 @@ def check_tokenizer(info: ModelInfo, tokenizer) -> int:
     Another vocabulary maps text to the wrong ids; a longer maximum produces inputs the server must reject.
     """
     source = getattr(tokenizer, "name_or_path", "") or type(tokenizer).__name__
-    vocab = len(tokenizer)
-    if info.vocab_size is not None and vocab != info.vocab_size:
+    if info.vocab_size is not None and len(tokenizer) != info.vocab_size:
         raise IncompatibleModelError(
-            f"tokenizer {source!r} has a vocabulary of {vocab} tokens but model {info.name!r} was trained with "
-            f"{info.vocab_size}: use the tokenizer saved with the served checkpoint"
+            f"tokenizer {source!r} has a vocabulary of {len(tokenizer)} tokens but model {info.name!r} was trained "
+            f"with {info.vocab_size}: {_USE_ITS_TOKENIZER}"
         )
     produced = set(getattr(tokenizer, "model_input_names", ("input_ids", "attention_mask")))
-    missing = [i.name for i in info.inputs if not i.optional and i.name not in produced]
-    if missing:
+    if missing := [i.name for i in info.inputs if not i.optional and i.name not in produced]:
         raise IncompatibleModelError(
             f"model {info.name!r} requires input(s) {missing} that tokenizer {source!r} does not produce "
             f"(it produces {sorted(produced)})"
         )
     declared = int(getattr(tokenizer, "model_max_length", _UNSET_MAX_LENGTH) or _UNSET_MAX_LENGTH)
     served = info.max_sequence_length
-    if declared >= _UNSET_MAX_LENGTH:
-        if served is None:
-            raise IncompatibleModelError(
-                f"neither tokenizer {source!r} nor model {info.name!r} says how long a sequence may be"
-            )
-        return served
-    if served is not None and declared > served:
+    if declared >= _UNSET_MAX_LENGTH and served is None:
+        raise IncompatibleModelError(
+            f"neither tokenizer {source!r} nor model {info.name!r} says how long a sequence may be"
+        )
+    if declared < _UNSET_MAX_LENGTH and served is not None and declared > served:
         raise IncompatibleModelError(
             f"tokenizer {source!r} allows sequences of {declared} tokens but model {info.name!r} takes at most "
-            f"{served}: use the tokenizer saved with the served checkpoint"
+            f"{served}: {_USE_ITS_TOKENIZER}"
         )
-    return declared
+    return served if declared >= _UNSET_MAX_LENGTH else declared

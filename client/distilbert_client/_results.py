@@ -19,7 +19,7 @@ class Scores(Mapping[str, float]):
     __slots__ = ("_items",)
 
     def __init__(self, items: Mapping[str, float] | Iterable[tuple[str, float]]) -> None:
-        object.__setattr__(self, "_items", dict(items))
+        self._items = dict(items)
 
     def __getitem__(self, label: str) -> float:
         return self._items[label]
@@ -32,12 +32,6 @@ class Scores(Mapping[str, float]):
 
     def __hash__(self) -> int:
         return hash(tuple(self._items.items()))
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError("Scores is read-only")
-
-    def __reduce__(self):
-        return (Scores, (self._items,))
 
     def __repr__(self) -> str:
         return f"Scores({self._items!r})"
@@ -88,35 +82,20 @@ class Classification:
         return out | {"logits": list(self.logits)}
 
 
-def _float(value) -> float:
-    """A float32 as the shortest decimal that reads back to it (0.37396762, not 0.37396761775016785)."""
-    return float(str(np.float32(value)))
-
-
 def build_result(
-    problem_type: str,
-    label_names: Sequence[str],
-    logits: np.ndarray,
-    scores: np.ndarray,
-    *,
-    top_k: int | None = None,
-    threshold: float = 0.5,
+    problem_type: str, label_names: Sequence[str], logits, scores, *, top_k: int | None = None, threshold: float = 0.5
 ) -> Classification:
-    """The ``Classification`` of one row of served ``logits`` and ``scores``."""
-    values = [_float(s) for s in scores]
+    """The ``Classification`` of one row of served ``logits`` and ``scores`` (arrays of floats)."""
+    # float32s as the shortest decimals that read back to them (0.37396762, not 0.37396761775016785)
+    logits, values = ([float(str(x)) for x in np.asarray(row, np.float32)] for row in (logits, scores))
     # A stable sort: equal scores keep the model's label order.
     ranked = tuple(LabelScore(label_names[i], values[i]) for i in sorted(range(len(values)), key=lambda i: -values[i]))
     if problem_type == MULTI_LABEL:
         labels = tuple(item.label for item in ranked if item.score >= threshold)
     else:
         labels = () if problem_type == REGRESSION else (ranked[0].label,)
+    value = values[0] if problem_type == REGRESSION else None
+    scores = Scores(zip(label_names, values, strict=True))
     return Classification(
-        label=ranked[0].label,
-        score=ranked[0].score,
-        scores=Scores(zip(label_names, values, strict=True)),
-        top=ranked[:top_k],
-        labels=labels,
-        value=values[0] if problem_type == REGRESSION else None,
-        logits=tuple(_float(x) for x in logits),
-        problem_type=problem_type,
+        ranked[0].label, ranked[0].score, scores, ranked[:top_k], labels, value, tuple(logits), problem_type
     )

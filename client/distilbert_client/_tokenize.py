@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
 from typing import Literal
 
 from ._errors import IncompatibleModelError, InvalidInputError
@@ -38,15 +37,13 @@ class Encoder:
         self.tokenizer = tokenizer
         self.max_length = check_tokenizer(info, tokenizer)
         self.input_names = info.input_names
-        pad = getattr(tokenizer, "pad_token_id", None)
-        self.pad_values = dict.fromkeys(info.input_names, 0) | {"input_ids": 0 if pad is None else int(pad)}
+        pad = int(getattr(tokenizer, "pad_token_id", None) or 0)
+        self.pad_values = dict.fromkeys(info.input_names, 0) | {"input_ids": pad}
         # The truncation side is tokenizer state, so a call that changes it holds the lock.
         self._lock = threading.Lock()
 
-    def encode(
-        self, texts: Sequence[str], text_pair: Sequence[str] | None = None, truncation: Truncation = True
-    ) -> dict[str, list[list[int]]]:
-        """Input name → one list of ids per text, for the names the server takes."""
+    def encode(self, texts: list[str], text_pair: list[str] | None = None, truncation: Truncation = True) -> dict:
+        """Input name → one list of ids per text (unpadded), for the names the server takes."""
         if truncation not in (True, False, "right", "left"):
             raise InvalidInputError(f"truncation must be True, False, 'right' or 'left'; got {truncation!r}")
         with self._lock:

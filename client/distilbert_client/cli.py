@@ -5,10 +5,9 @@
     distilbert-classify --tokenizer CHECKPOINT --file reviews.txt --output results.jsonl
     distilbert-classify --tokenizer CHECKPOINT --file reviews.jsonl --text-field body --format table
 
-Texts come from the arguments, else from ``--file`` (one text per line, or JSON Lines with
-a text field: ``.jsonl``/``.ndjson`` or ``--input-format jsonl``), else from stdin. Blank
-lines are skipped; results are written in input order, each with its input ``line``
-number when read from a file or stdin.
+Texts come from the arguments, else from ``--file`` (one text per line, or JSON Lines with a text field:
+``.jsonl``/``.ndjson`` or ``--input-format jsonl``), else from stdin. Blank lines are skipped; results are
+written in input order, each with its input ``line`` number when read from a file or stdin.
 """
 
 from __future__ import annotations
@@ -39,8 +38,7 @@ EXIT_CODES = {
 }
 EXIT_OK, EXIT_BAD_INPUT, EXIT_UNAVAILABLE, EXIT_MODEL_NOT_READY, EXIT_DEADLINE, EXIT_SERVER_ERROR = EXIT_CODES.values()
 _EXIT_BY_ERROR = {  # any other ClassifierError is a server error
-    errors.InvalidInputError: EXIT_BAD_INPUT,
-    errors.IncompatibleModelError: EXIT_BAD_INPUT,
+    ValueError: EXIT_BAD_INPUT,  # InvalidInputError, IncompatibleModelError
     errors.ServerUnavailableError: EXIT_UNAVAILABLE,
     errors.ModelNotReadyError: EXIT_MODEL_NOT_READY,
     errors.DeadlineExceededError: EXIT_DEADLINE,
@@ -48,7 +46,7 @@ _EXIT_BY_ERROR = {  # any other ClassifierError is a server error
 # Texts classified per classify() call: enough for several concurrent full requests,
 # small enough that the progress bar moves and memory stays flat on any file size.
 _CHUNK = 512
-# The command line: flag → argparse's keywords; _ENV: flags whose default an environment variable gives.
+# The command line: flag → argparse's keywords (the defaults of --url and --tokenizer come from the environment).
 _FLAGS = {
     "--url": dict(help="gRPC host:port, or a target such as dns:///name:port (env DISTILBERT_URL)"),
     "--load-balancing": dict(
@@ -73,7 +71,6 @@ _FLAGS = {
     "--wait": dict(type=float, help="wait up to this many seconds for the server to be ready"),
     "--no-progress": dict(action="store_true", help="no progress bar for files"),
 }
-_ENV = {"--url": ("DISTILBERT_URL", "localhost:8001"), "--tokenizer": ("DISTILBERT_TOKENIZER", None)}
 
 
 class BadInput(Exception):
@@ -90,24 +87,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("texts", nargs="*", metavar="TEXT", help="texts to classify (else --file, else stdin)")
     for flag, options in _FLAGS.items():
-        if flag in _ENV:
-            options = options | {"default": os.environ.get(*_ENV[flag])}
         parser.add_argument(flag, **options)
+    parser.set_defaults(url=os.environ.get("DISTILBERT_URL", "localhost:8001"))
+    parser.set_defaults(tokenizer=os.environ.get("DISTILBERT_TOKENIZER"))
     return parser
-
-
-def _is_jsonl(args) -> bool:
-    suffix = None if args.file is None else args.file.suffix
-    return args.input_format == "jsonl" or (args.input_format == "auto" and suffix in (".jsonl", ".ndjson"))
 
 
 def _read_items(args, stream):
     """(text, pair, line number) of each non-blank line."""
-    jsonl = _is_jsonl(args)
     for number, raw in enumerate(stream, start=1):
         if not (line := raw.rstrip("\r\n")).strip():
             continue
-        if not jsonl:
+        if not args.jsonl:
             yield line, None, number
             continue
         try:
@@ -144,6 +135,8 @@ def _format(item, result, args) -> str:
 
 def run(args) -> int:
     """Classify the texts ``args`` give and write their results; ``BadInput`` if the command or the input is bad."""
+    suffix = None if args.file is None else args.file.suffix
+    args.jsonl = args.input_format == "jsonl" or (args.input_format == "auto" and suffix in (".jsonl", ".ndjson"))
     if args.tokenizer is None:
         raise BadInput("--tokenizer is required (or set DISTILBERT_TOKENIZER): the served checkpoint's folder or id")
     if args.texts and args.file is not None:
@@ -154,7 +147,7 @@ def run(args) -> int:
         raise BadInput("--concurrency and --retries must be at least 1")
     if args.timeout <= 0:
         raise BadInput("--timeout must be positive")
-    if args.pair_field is not None and (args.texts or not _is_jsonl(args)):
+    if args.pair_field is not None and (args.texts or not args.jsonl):
         raise BadInput("--pair-field reads JSON Lines input: use a .jsonl file or --input-format jsonl")
 
     with contextlib.ExitStack() as stack:
