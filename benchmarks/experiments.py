@@ -7,6 +7,8 @@
     python benchmarks/experiments.py batch-size     # max_batch_size 64 (the earlier default) vs 16, fp32, twice
     python benchmarks/experiments.py heap-growth    # RSS growth of the packed engine under mixed batches
     python benchmarks/experiments.py single-text    # one text in-process, both GEMM paths and transformers, fp32
+    python benchmarks/experiments.py idle-spin      # libgomp's default idle spin vs the model's (cores.py), twice
+    python benchmarks/experiments.py int8-gemm      # an encoder's linear layers: fp32 (oneDNN) vs int8, by rows
 
 Each prints one line per variant. Run on a quiet machine; quote the printed figures.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -169,6 +172,48 @@ def shared_cores() -> None:
     )
 
 
+def idle_spin() -> None:
+    from clf_serving.cores import OPENMP_IDLE_SPIN
+
+    default = ServingConfig(model_name="spin", instance_kind="cpu")
+    for _ in range(2):
+        for spin in ("300000", OPENMP_IDLE_SPIN["GOMP_SPINCOUNT"]):  # libgomp's own default, then the model's
+            perf_variants({f"GOMP_SPINCOUNT {spin}": default}, loads=(1, 4, 16, 64), env={"GOMP_SPINCOUNT": spin})
+
+
+def median_ms(run) -> float:
+    """Median milliseconds of ``run()`` over 30 calls, after 5 to warm up."""
+    for _ in range(5):
+        run()
+    times = []
+    for _ in range(30):
+        started = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times) * 1e3
+
+
+def int8_gemm() -> None:
+    import torch
+
+    from clf_serving.gemm import Linear
+
+    torch.set_num_threads(2)
+    torch.manual_seed(0)
+    shapes = [(2304, 768), (768, 768), (3072, 768), (768, 3072)]  # qkv, out, lin1, lin2
+    # Six layers' weights, so that each call streams them from memory as a forward does.
+    weights = [(torch.randn(shape) * 0.02, torch.randn(shape[0]) * 0.02) for shape in shapes * 6]
+    layers = {path: [Linear(w, b, path) for w, b in weights] for path in ("onednn", "int8")}
+    for rows in (1, 20, 80, 256, 1024):
+        inputs = [torch.randn(rows, w.shape[1]) for w, _ in weights]
+        ms = {
+            path: median_ms(lambda linears=linears, inputs=inputs: [f(x) for f, x in zip(linears, inputs, strict=True)])
+            for path, linears in layers.items()
+        }
+        print(f"{rows} rows: fp32 onednn {ms['onednn']:.2f} ms, int8 {ms['int8']:.2f} ms, "
+              f"{ms['onednn'] / ms['int8']:.2f} x", flush=True)  # fmt: skip
+
+
 def batch_size() -> None:
     variants = {
         "max_batch_size 64": ServingConfig(model_name="b64", instance_kind="cpu", max_batch_size=64),
@@ -219,23 +264,12 @@ def heap_growth() -> None:
 def single_text() -> None:
     """One text of 16, 40 and 80 tokens in-process, 2 threads, fp32, median of 30 after 5 warm-ups:
     the packed forward on each GEMM path, and ``transformers`` at 40 tokens."""
-    import statistics
 
     import torch
     from transformers import AutoModelForSequenceClassification
 
     sys.path.insert(0, str(PROJECT / "model_repository" / "distilbert_classifier" / "1"))
     from clf_serving.packed import PackedClassifier
-
-    def median_ms(run) -> float:
-        for _ in range(5):
-            run()
-        times = []
-        for _ in range(30):
-            started = time.perf_counter()
-            run()
-            times.append(time.perf_counter() - started)
-        return statistics.median(times) * 1e3
 
     torch.set_num_threads(2)
     model = AutoModelForSequenceClassification.from_pretrained(FULL).eval()
@@ -261,6 +295,8 @@ EXPERIMENTS = {
     "batch-size": batch_size,
     "heap-growth": heap_growth,
     "single-text": single_text,
+    "idle-spin": idle_spin,
+    "int8-gemm": int8_gemm,
 }
 
 

@@ -20,6 +20,8 @@ MODELS = {
     "multi_label_classification": "classifier_multi",
     "regression": "classifier_regression",
 }
+# The single-label checkpoint again, served in precision int8.
+INT8_MODEL = "classifier_int8"
 
 
 @cache

@@ -13,7 +13,7 @@ import pytest
 import tritonclient.grpc as grpcclient
 
 from export import ServingConfig, TextModelConfig, write_model, write_text_model
-from helpers import MODELS
+from helpers import INT8_MODEL, MODELS
 from launch import LocalServer, options_on_free_ports
 
 
@@ -21,11 +21,13 @@ from launch import LocalServer, options_on_free_ports
 def model_repository(tmp_path_factory, tiny_checkpoints) -> Path:
     repository = tmp_path_factory.mktemp("model_repository")
     for problem_type, name in MODELS.items():
-        # One thread each: three models share two cores with the tests themselves.
+        # One thread each: four models share two cores with the tests themselves.
         write_model(tiny_checkpoints[problem_type], repository, ServingConfig(model_name=name, cpu_threads=1))
+    single = "single_label_classification"
+    int8 = ServingConfig(model_name=INT8_MODEL, cpu_threads=1, precision="int8")
+    write_model(tiny_checkpoints[single], repository, int8)
     # The raw-text model over the single-label one (one instance: two cores; so no queue policy,
     # which needs two instances on Triton 2.51).
-    single = "single_label_classification"
     text_model = TextModelConfig(instance_count=1, max_queue_size=0, queue_timeout_us=0)
     write_text_model(tiny_checkpoints[single], repository, ServingConfig(model_name=MODELS[single]), text_model)
     return repository

@@ -1,4 +1,4 @@
-"""Served fp32 logits equal in-process transformers on the same checkpoint."""
+"""Served fp32 logits equal in-process transformers on the same checkpoint; served int8 equals the int8 engine."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from corpus import english_texts
-from helpers import infer_ids, reference_logits, token_ids
+from helpers import INT8_MODEL, infer_ids, reference_logits, token_ids
 
 TOLERANCE = 1e-4
 SINGLE = "single_label_classification"
@@ -37,6 +37,26 @@ def test_served_logits_match_in_process_when_60_texts_are_sent_concurrently(
 
     expected = reference_logits(checkpoint, ids)
     assert np.abs(served - expected).max() <= TOLERANCE
+
+
+def test_served_int8_equals_the_in_process_int8_engine_and_stays_near_fp32(grpc_client, tiny_checkpoints, texts):
+    import torch
+
+    from clf_serving.engine import ClassifierEngine
+    from clf_serving.settings import ServingSettings
+    from clf_serving.validation import Sequence
+
+    checkpoint = tiny_checkpoints[SINGLE]
+    ids = token_ids(checkpoint, texts[:20])
+    # One request at a time: int8 quantizes each forward's activations with one scale (clf_serving/gemm.py).
+    served = np.stack([infer_ids(grpc_client, INT8_MODEL, np.array([row])).as_numpy("logits")[0] for row in ids])
+
+    engine = ClassifierEngine.load(checkpoint, torch.device("cpu"), ServingSettings(precision="int8"))
+    in_process = np.concatenate([engine.classify([Sequence(np.array(row), None)])[0] for row in ids])
+    assert np.abs(served - in_process).max() <= 1e-5
+    expected = reference_logits(checkpoint, ids)
+    assert np.abs(served - expected).max() <= 0.01 * np.abs(expected).max()
+    assert (served.argmax(1) == expected.argmax(1)).all()
 
 
 def test_padded_multi_row_request_matches_in_process_per_row(grpc_client, tiny_checkpoints, texts):

@@ -97,7 +97,7 @@ def test_settings_parse_each_knob_as_its_type():
 @pytest.mark.parametrize(
     ("values", "phrase"),
     [
-        ({"precision": "int3"}, "parameter precision must be one of fp32, bf16, fp16; got 'int3'"),
+        ({"precision": "int3"}, "parameter precision must be one of fp32, bf16, fp16, int8; got 'int3'"),
         ({"forward_mode": "sparse"}, "parameter forward_mode must be one of packed, padded"),
         ({"cpu_threads": "two"}, "parameter cpu_threads must be an integer; got 'two'"),
         ({"max_forward_tokens": "0"}, "parameter max_forward_tokens must be at least 1; got 0"),
@@ -111,7 +111,10 @@ def test_bad_config_value_is_a_config_error_naming_it(values, phrase):
     assert phrase in str(raised.value)
 
 
-@pytest.mark.parametrize(("precision", "kind"), [("fp16", "gpu"), ("fp16", "auto"), ("bf16", "cpu"), ("fp32", "CPU")])
+@pytest.mark.parametrize(
+    ("precision", "kind"),
+    [("fp16", "gpu"), ("fp16", "auto"), ("bf16", "cpu"), ("fp32", "CPU"), ("int8", "cpu"), ("int8", "auto")],
+)
 def test_check_settings_accepts_what_the_instance_can_run(precision, kind):
     check_settings(ServingKnobs(precision=precision), kind)
 
@@ -120,6 +123,18 @@ def test_check_settings_accepts_what_the_instance_can_run(precision, kind):
 def test_fp16_on_a_cpu_instance_is_refused(kind):
     with pytest.raises(ConfigError, match="precision fp16 needs a GPU instance"):
         check_settings(ServingKnobs(precision="fp16"), kind)
+
+
+@pytest.mark.parametrize(
+    ("knobs", "phrase"),
+    [
+        (ServingKnobs(precision="int8"), "precision int8 runs on CPU instances only"),
+        (ServingKnobs(precision="int8", forward_mode="padded"), "use forward_mode packed"),
+    ],
+)
+def test_int8_is_refused_on_a_gpu_instance_and_without_the_packed_forward(knobs, phrase):
+    with pytest.raises(ConfigError, match=phrase):
+        check_settings(knobs, "gpu" if knobs.forward_mode == "packed" else "cpu")
 
 
 def test_cpu_instances_count_all_but_gpu_groups():

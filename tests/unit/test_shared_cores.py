@@ -1,6 +1,23 @@
 """The cores of a model's CPU instances, shared among those computing (``clf_serving.cores``)."""
 
-from clf_serving.cores import BUSY, FREE, IDLE, FixedCores, SharedCores, instance_cores, table_path, threads_for
+import subprocess
+import sys
+
+from clf_serving.cores import (
+    BUSY,
+    FREE,
+    IDLE,
+    OPENMP_IDLE_SPIN,
+    FixedCores,
+    SharedCores,
+    instance_cores,
+    limit_idle_spin,
+    table_path,
+    threads_for,
+)
+from project_paths import PROJECT
+
+MODEL_DIR = PROJECT / "model_repository" / "distilbert_classifier" / "1"
 
 
 def test_threads_are_the_cores_divided_among_the_busy_forwards():
@@ -64,3 +81,18 @@ def test_fixed_threads_without_peers_or_when_configured():
     with lone.busy() as threads:
         assert threads == 2
     assert calls == [2, 3]
+
+
+def test_idle_spin_limit_is_a_default_the_environment_can_override():
+    environ = {"GOMP_SPINCOUNT": "300000"}
+    limit_idle_spin(environ)
+    assert environ == OPENMP_IDLE_SPIN | {"GOMP_SPINCOUNT": "300000"}
+
+
+def test_the_model_limits_idle_spin_before_anything_loads_torch():
+    # OpenMP reads its environment once, when torch loads it: the limit must come first.
+    source = (MODEL_DIR / "model.py").read_text()
+    assert source.index("limit_idle_spin()") < source.index("import torch")
+    probe = "import sys; import clf_serving.cores; print('torch' in sys.modules)"
+    loaded = subprocess.run([sys.executable, "-c", probe], cwd=MODEL_DIR, capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "False"

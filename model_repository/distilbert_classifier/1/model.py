@@ -7,14 +7,10 @@ its own length (``allow_ragged_batch``). The stages:
     into rows  →  forward: one ``classify`` over the rows of all valid requests, split back per
     request  →  encode one response per request
 
-Each stage keeps one entry per request, its data or the error that ends it, so a malformed
-request gets its own error response while the rest of the batch is served. The serving logic
-itself lives in ``clf_serving`` (importable and tested without Triton).
-
-A request whose caller cancelled it, or whose gRPC deadline passed (gRPC then cancels the call
-and Triton the request), or whose caller's deadline (``deadline_unix_ms``) comes before its forward
-would end, is answered ``CANCELLED`` before the forward pass and counted in
-``clf_requests_dropped_total``: under overload that is the work to drop first.
+Each stage keeps one entry per request, its data or the error that ends it: a malformed request
+gets its own error while the rest of the batch is served. A request cancelled, past its gRPC deadline
+or whose ``deadline_unix_ms`` comes before its forward would end is answered ``CANCELLED`` before the
+forward (``clf_requests_dropped_total``). The serving logic lives in ``clf_serving`` (tested without Triton).
 """
 
 from __future__ import annotations
@@ -24,12 +20,16 @@ import sys
 import time
 from pathlib import Path
 
-import torch
 import triton_python_backend_utils as pb_utils
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from clf_serving.cores import instance_cores  # noqa: E402
+from clf_serving.cores import instance_cores, limit_idle_spin  # noqa: E402
+
+limit_idle_spin()  # before torch loads OpenMP: idle instances give their cores back quickly
+
+import torch  # noqa: E402
+
 from clf_serving.deadlines import TokenRate, chunk_tokens, chunks, too_late  # noqa: E402
 from clf_serving.device import instance_device, instance_threads  # noqa: E402
 from clf_serving.engine import ClassifierEngine  # noqa: E402

@@ -11,6 +11,7 @@ import torch
 
 from .batching import plan_forwards, token_budget_groups
 from .device import prepare_device
+from .gemm import INT8
 from .knobs import ConfigError
 from .packed import PackedClassifier
 from .scores import resolve_problem_type
@@ -47,6 +48,8 @@ class ClassifierEngine:
         self.limits = Limits(vocab_size=int(config.vocab_size), max_length=int(config.max_position_embeddings))
         self.pad_id = int(config.pad_token_id or 0)
         # gemm: "auto" times the GEMM paths at load (clf_serving/gemm.py); self.packed.gemm is the choice.
+        # Precision int8 is its own GEMM path: the model is loaded in fp32 and its linear weights quantized.
+        gemm = INT8 if settings.precision == "int8" else gemm
         self.packed = PackedClassifier(model, settings.attention_overhead_tokens, gemm=gemm)
         self.check_published_facts()
 

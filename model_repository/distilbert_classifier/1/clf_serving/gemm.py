@@ -20,18 +20,32 @@ the model's own feed-forward weights (about 10–20 ms per call, interleaved, be
 several rounds: ~0.1–0.3 s in all) and keeps the fastest; a near-tie (3 %) goes to the
 first candidate in ``PATHS`` order, oneDNN, whose fusions also save memory traffic. A
 forced path (``gemm`` other than ``"auto"``) skips the timing. On a GPU only aten runs.
+
+A third path changes the arithmetic, so it is never chosen by timing, only by precision int8:
+
+    int8    ``quantized.linear_dynamic`` (fbgemm, or oneDNN on CPUs without it): each weight
+            quantized once, at load, to int8 per output row (symmetric; scale = the row's
+            largest magnitude ÷ 127); each call quantizes its input per tensor (8 bits; 7
+            where the CPU lacks AVX-512 VNNI, whose absence lets 8-bit products overflow)
+            and returns fp32. A quarter of fp32's weight bytes, int8 dot products: on
+            2 cores without AMX, the encoder's GEMMs ran 2.5 × faster at 256 rows and
+            3.5 × at 20 (``benchmarks/experiments.py int8-gemm``).
 """
 
 from __future__ import annotations
 
+import functools
 import time
+import warnings
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 PATHS = ("onednn", "aten")
 CHOICES = ("auto", *PATHS)
+INT8 = "int8"
 
 # The activation of the feed-forward network, by its transformers name → oneDNN post-op.
 _ONEDNN_ACTIVATIONS = {"gelu": ("gelu", "none"), "relu": ("relu", "")}
@@ -39,6 +53,25 @@ _ONEDNN_ACTIVATIONS = {"gelu": ("gelu", "none"), "relu": ("relu", "")}
 
 class GemmPathUnavailable(ValueError):
     """A forced GEMM path this device or precision cannot run."""
+
+
+@functools.cache
+def has_vnni() -> bool:
+    """Whether this CPU has AVX-512 VNNI, whose int8 dot products cannot overflow 16 bits (Linux: cpuinfo)."""
+    cpuinfo = Path("/proc/cpuinfo")
+    return cpuinfo.exists() and "avx512_vnni" in cpuinfo.read_text()
+
+
+def prepack_int8(weight: torch.Tensor, bias: torch.Tensor | None):
+    """``weight`` quantized to int8 per output row and packed for ``quantized.linear_dynamic``."""
+    weight = weight.detach().float()
+    scales = (weight.abs().amax(dim=1) / 127).clamp_min(1e-12).double()
+    with warnings.catch_warnings():  # torch marks quantized tensors deprecated; its dynamic linear still needs one
+        warnings.filterwarnings("ignore", message=".*quantize_per_channel.*deprecated")
+        quantized = torch.quantize_per_channel(
+            weight, scales, torch.zeros_like(scales, dtype=torch.long), 0, torch.qint8
+        )
+    return torch.ops.quantized.linear_prepack(quantized, None if bias is None else bias.detach().float())
 
 
 def available_paths(device: torch.device, dtype: torch.dtype) -> tuple[str, ...]:
@@ -63,12 +96,15 @@ class Linear:
     """
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, path: str, rows_hint: int = 256):
-        if path not in PATHS:
-            raise ValueError(f"GEMM path must be one of {', '.join(PATHS)}; got {path!r}")
+        if path not in (*PATHS, INT8):
+            raise ValueError(f"GEMM path must be one of {', '.join((*PATHS, INT8))}; got {path!r}")
         self.path = path
         self.out_features, self.in_features = weight.shape
         self.bias = None if bias is None else bias.detach()
-        if path == "onednn":
+        if path == INT8:
+            self.weight = prepack_int8(weight, bias)
+            self.reduce_range = not has_vnni()
+        elif path == "onednn":
             # The blocked layout depends on the row count only as a hint; any row count works.
             self.weight = torch.ops.mkldnn._reorder_linear_weight(weight.detach(), rows_hint)
         else:
@@ -83,8 +119,11 @@ class Linear:
     ) -> torch.Tensor:
         if activation is not None and residual is not None:
             raise ValueError("Linear fuses an activation or a residual, not both")
-        if self.path == "aten":
-            y = F.linear(x, self.weight, self.bias)
+        if self.path != "onednn":
+            if self.path == INT8:
+                y = torch.ops.quantized.linear_dynamic(x, self.weight, self.reduce_range)
+            else:
+                y = F.linear(x, self.weight, self.bias)
             if activation is not None:
                 y = _activation(activation, fallback)(y)
             return y if residual is None else y.add_(residual)
@@ -144,8 +183,12 @@ def choose_path(
     3 % of the fastest but earlier in ``PATHS`` is kept instead: timing noise should not
     flip the choice between machines that are really equal.
     """
+    if requested == INT8:
+        if device.type != "cpu":
+            raise GemmPathUnavailable(f"GEMM path int8 runs on the CPU only, not on {device}")
+        return INT8, {}
     if requested not in CHOICES:
-        raise ValueError(f"gemm must be one of {', '.join(CHOICES)}; got {requested!r}")
+        raise ValueError(f"gemm must be one of {', '.join((*CHOICES, INT8))}; got {requested!r}")
     candidates = available_paths(device, dtype)
     if requested != "auto":
         if requested not in candidates:

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from .batching import plan_forwards, round_up_geometric
-from .gemm import Linear, choose_path
+from .gemm import INT8, Linear, choose_path
 
 
 @dataclass(frozen=True)
@@ -110,12 +110,16 @@ class PackedClassifier:
             )
             for b in blocks
         ]
-        self.pre_classifier = linear(model.pre_classifier)
-        self.classifier = linear(model.classifier)
+        # The head stays in full precision under int8: two small layers, right before the logits.
+        head = "aten" if self.gemm == INT8 else self.gemm
+        self.pre_classifier = Linear(model.pre_classifier.weight, model.pre_classifier.bias, head)
+        self.classifier = Linear(model.classifier.weight, model.classifier.bias, head)
 
     @property
     def gemm_choice(self) -> str:
         """The GEMM path and why, for the load log line."""
+        if self.gemm == INT8:
+            return "GEMM int8 (the encoder's linear layers; the classifier head in fp32)"
         if self.gemm_requested != "auto":
             return f"GEMM {self.gemm} (forced)"
         if not self.gemm_timings_ms:

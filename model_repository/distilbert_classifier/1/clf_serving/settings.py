@@ -18,8 +18,9 @@ from dataclasses import dataclass
 
 from .knobs import ConfigError, check_knobs, knob, parameter_values, read_knobs
 
-# precision → the torch dtype of the weights and activations (clf_serving.engine.DTYPES).
-PRECISIONS = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+# precision → the torch dtype of the weights and activations (clf_serving.engine.DTYPES). int8 keeps
+# fp32 activations and quantizes the encoder's linear weights to int8 (gemm.py, path "int8"): CPU only.
+PRECISIONS = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16", "int8": "float32"}
 # packed: dense layers on real tokens only (clf_serving/packed.py); padded: the transformers
 # model on length-sorted padded chunks, kept as the reference path and for comparison.
 FORWARD_MODES = ("packed", "padded")
@@ -31,7 +32,8 @@ class ServingKnobs:
 
     precision: str = knob(
         "fp32",
-        "dtype of weights and activations: fp32; bf16 on CPUs with AMX and on GPUs; fp16 on GPUs only",
+        "dtype of weights and activations: fp32; bf16 on CPUs with AMX and on GPUs; fp16 on GPUs only; "
+        "int8 (CPU only): the encoder's linear layers in int8, activations quantized per call",
         choices=tuple(PRECISIONS),
     )
     cpu_threads: int = knob(
@@ -79,6 +81,10 @@ def check_settings(knobs: ServingKnobs, instance_kind: str) -> None:
     check_knobs(knobs)
     if knobs.precision == "fp16" and instance_kind.lower() == "cpu":
         raise ConfigError("precision fp16 needs a GPU instance (export --kind gpu); use bf16 or fp32 on the CPU")
+    if knobs.precision == "int8" and instance_kind.lower() == "gpu":
+        raise ConfigError("precision int8 runs on CPU instances only (export --kind cpu); use fp16 or bf16 on a GPU")
+    if knobs.precision == "int8" and knobs.forward_mode != "packed":
+        raise ConfigError("precision int8 quantizes the packed forward's layers: use forward_mode packed")
 
 
 def cpu_instances(model_config: dict) -> int:
