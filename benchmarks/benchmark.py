@@ -2,6 +2,7 @@
 
     python benchmarks/benchmark.py                        # fp32 and bf16, concurrency 1 4 16 64 + a request-rate run
     python benchmarks/benchmark.py --precisions bf16 --concurrency 16 64 --interval-ms 4000
+    python benchmarks/benchmark.py --precisions fp32 int8                # int8 beside fp32 and ONNX Runtime int8
     python benchmarks/benchmark.py --precisions fp32 --concurrency 16 --naive-concurrency --text-concurrency \
         --texts 100 --interval-ms 2000 --no-alternatives                     # a quick check that it all runs
 
@@ -13,7 +14,8 @@ What runs, on this machine, with the full-size offline checkpoint (dim 768, 6 la
      the checkpoint exported to ONNX, same texts, threads and best-case batches, logits checked);
   3. one tritonserver with, per precision, the served model (packed forward, dynamic
      batching) and the naive baseline (tutorial style: transformers forward per request,
-     no dynamic batching), driven by perf_analyzer over gRPC with the same token ids;
+     no dynamic batching; at int8 in fp32, see ``NAIVE_PRECISION``), driven by perf_analyzer
+     over gRPC with the same token ids;
   4. padding waste of each served run, from the model's Prometheus counters.
 Writes bench-results/<timestamp>/{results.csv, alternatives.csv, report.md, throughput.png}.
 """
@@ -98,18 +100,28 @@ def waste(before: dict, after: dict, name: str) -> float | None:
     return (after[name] - before[name]) / real - 1 if real else None
 
 
+PRECISIONS = ("fp32", "bf16", "int8")
+# The naive baseline's precision where it is not the row's own. int8: a tutorial's transformers forward per
+# request has no int8 (precision int8 quantizes the packed forward's layers and refuses forward_mode padded),
+# so the tutorial runs fp32: naive_int8 is the fp32 naive model (its own model, so an int8-only run has one),
+# and "× naive" on an int8 row is int8 serving against the fp32 tutorial baseline, quantization's gain included.
+NAIVE_PRECISION = {"int8": "fp32"}
+
+
 def build_repository(root: Path, precisions: list[str]) -> None:
     for precision in precisions:
         # The default export's instances and threads (cores ÷ instances each): what `make serve` runs.
-        common = dict(precision=precision, instance_kind="cpu")
-        served = ServingConfig(model_name=f"served_{precision}", **common)
+        served = ServingConfig(model_name=f"served_{precision}", precision=precision, instance_kind="cpu")
         write_model(CHECKPOINT, root, served)
         write_text_model(CHECKPOINT, root, served, TextModelConfig(model_name=f"text_{precision}"))
-        write_model(
-            CHECKPOINT,
-            root,
-            ServingConfig(model_name=f"naive_{precision}", forward_mode="padded", dynamic_batching=False, **common),
+        naive = ServingConfig(
+            model_name=f"naive_{precision}",
+            precision=NAIVE_PRECISION.get(precision, precision),
+            instance_kind="cpu",
+            forward_mode="padded",
+            dynamic_batching=False,
         )
+        write_model(CHECKPOINT, root, naive)
 
 
 def run(args) -> Path:
@@ -246,13 +258,18 @@ def write_reports(
         "| --- | --- | --- | --- | --- |",
     ]
     for c in ceilings.values():
+        # At int8 the transformers strategy is not timed: only the packed forward is int8 (ceiling.py).
+        transformers = "—" if c.transformers_seq_s is None else f"{c.transformers_seq_s:.1f}"
         lines.append(
-            f"| {c.precision} | {c.transformers_seq_s:.1f} | {c.packed_seq_s:.1f} | {c.seq_s:.1f} | {c.single_text_ms:.1f} |"
+            f"| {c.precision} | {transformers} | {c.packed_seq_s:.1f} | {c.seq_s:.1f} | {c.single_text_ms:.1f} |"
         )
+    naive_in = [f"{p} in {NAIVE_PRECISION[p]}" for p in ceilings if p in NAIVE_PRECISION]
     lines += [
         "",
         "`served`: the token model as shipped (packed forward, dynamic batching); `naive`: one transformers "
-        "forward per request, no dynamic batching; `text`: the raw-text endpoint (server-side tokenization, "
+        "forward per request, no dynamic batching"
+        + (f" (at {', '.join(naive_in)}: transformers has no int8 forward to serve naively)" if naive_in else "")
+        + "; `text`: the raw-text endpoint (server-side tokenization, "
         "BLS into `served`). Padding waste: tokens through the dense layers ÷ real tokens − 1; attention waste: "
         "query positions computed in attention ÷ real tokens − 1.",
         "",
@@ -291,17 +308,19 @@ def alternatives_section(rows: list[Row], ceilings: dict[str, Ceiling], alternat
         "",
         "In-process, on the same texts and threads, at the ceiling's best case (the whole set sorted by length, "
         "padded batches of ≤ 4,096 tokens): the checkpoint exported to ONNX by this run (`benchmarks/alternatives.py`). "
-        "Max |Δlogit| is against `transformers` fp32 on every text; a row over its tolerance is marked and never "
-        "counted as the best alternative.",
+        "Max |Δlogit| is against `transformers` fp32 on every text (int8's tolerance is relative to the largest "
+        "logit: `alternatives.TOLERANCE`); a row over its tolerance is marked and never counted as the best "
+        "alternative. Top label as fp32: the share of texts whose argmax is `transformers` fp32's.",
         "",
-        "| runtime | precision | ran | seq/s | single text (ms) | max abs Δlogit | tolerance | notes |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| runtime | precision | ran | seq/s | single text (ms) | max abs Δlogit | tolerance | top label as fp32 "
+        "| notes |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for a in alternatives:
         mark = "" if a.correct else " ✗ wrong answers"
         lines.append(
             f"| {a.runtime} | {a.precision} | {a.executed} | {a.seq_s:.1f} | {a.single_text_ms:.1f} | "
-            f"{a.max_abs_diff:.1e}{mark} | {a.tolerance:.0e} | {a.note} |"
+            f"{a.max_abs_diff:.1e}{mark} | {a.tolerance:.0e} | {100 * a.agreement:.1f} % | {a.note} |"
         )
     lines += [
         "",
@@ -382,7 +401,9 @@ def plot(path: Path, rows: list[Row], ceilings: dict[str, Ceiling], alternatives
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
+    # int8 (CPU only, opt-in): the served model exported with precision int8, its ceiling the packed forward
+    # at int8, beside ONNX Runtime int8 (alternatives.py); naive at int8 runs fp32 (NAIVE_PRECISION).
+    parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=PRECISIONS)
     parser.add_argument("--concurrency", nargs="+", type=int, default=[1, 4, 16, 64])
     # Empty (the flag alone) skips the naive baseline or the text endpoint.
     parser.add_argument("--naive-concurrency", nargs="*", type=int, default=[1, 16, 64])

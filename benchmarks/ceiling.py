@@ -9,6 +9,10 @@ Two in-process strategies are timed and the faster one is the ceiling:
     packed        the engine's packed forward (``clf_serving/packed.py``) on the whole set
                   sorted by length, in groups of at most ``packed_tokens`` real tokens
 
+At precision int8 only the packed forward runs int8 (the engine loads the model in fp32
+and quantizes the packed forward's linear layers), so the transformers strategy is not
+timed there (``transformers_seq_s`` None): it would be the fp32 model under an int8 label.
+
 Single-text latency (one text, one forward of the engine, median over texts spread
 evenly through the set) is the yardstick for p50 latency at concurrency 1.
 """
@@ -29,13 +33,13 @@ import project_paths  # noqa: F401  (build/, docker/ and the models' packages by
 class Ceiling:
     precision: str
     threads: int
-    transformers_seq_s: float
+    transformers_seq_s: float | None  # None at int8: the engine's transformers model is fp32 there
     packed_seq_s: float
     single_text_ms: float
 
     @property
     def seq_s(self) -> float:
-        return max(self.transformers_seq_s, self.packed_seq_s)
+        return max(self.transformers_seq_s or 0.0, self.packed_seq_s)
 
 
 def padded_batches(rows, max_tokens: int = 4096, pad_id: int = 0) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -114,7 +118,7 @@ def measure_ceiling(
     return Ceiling(
         precision=precision,
         threads=threads,
-        transformers_seq_s=throughput(transformers_pass),
+        transformers_seq_s=None if precision == "int8" else throughput(transformers_pass),
         packed_seq_s=throughput(packed_pass),
         single_text_ms=single_text_ms(),
     )
