@@ -94,7 +94,7 @@ def report(precisions: list[str]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--precisions", nargs="+", default=["bf16"], help="bf16 on CPU; fp16 needs a GPU")
+    parser.add_argument("--precisions", nargs="+", default=["bf16", "int8"], help="bf16, int8 on CPU; fp16 needs a GPU")
     print(report(parser.parse_args(argv).precisions))
 
 
