@@ -46,13 +46,18 @@ def test_sigterm_under_load_finishes_every_in_flight_request(small_repository, t
     try:
         heavy = np.full((FULL_BATCH, 512), 1000, dtype=np.int64)  # one execute each, ~0.1–0.3 s on the tiny model
         with grpcclient.InferenceServerClient(server.grpc_url) as client:
+            client.infer(MODEL, [tensor("input_ids", heavy)])  # warm-up
+            one_started = time.perf_counter()
             expected = client.infer(MODEL, [tensor("input_ids", heavy)]).as_numpy("logits")
+            one_s = time.perf_counter() - one_started
             cases = [Case("heavy", MODEL, [tensor("input_ids", heavy)], expected)] * 40
             answers: list = []
             sender = threading.Thread(target=lambda: answers.extend(send_all(client, cases, window=len(cases))))
             started = time.perf_counter()
             sender.start()
-            time.sleep(0.5)  # all 40 sent (they fit the queue of 64); a few answered, the rest queued or running
+            # All 40 are sent at once (they fit the queue of 64) and take ~20 × one_s on two instances: after
+            # ~4 × one_s a few are answered and the rest queued or running, on a fast machine or a slow one.
+            time.sleep(max(4 * one_s, 0.1))
             server.process.send_signal(signal.SIGTERM)
             signalled = time.perf_counter() - started
             sender.join(timeout=120)
