@@ -48,7 +48,6 @@ def test_served_int8_equals_the_in_process_int8_engine_and_stays_near_fp32(grpc_
 
     checkpoint = tiny_checkpoints[SINGLE]
     ids = token_ids(checkpoint, texts[:20])
-    # One request at a time: int8 quantizes each forward's activations with one scale (clf_serving/gemm.py).
     served = np.stack([infer_ids(grpc_client, INT8_MODEL, np.array([row])).as_numpy("logits")[0] for row in ids])
 
     engine = ClassifierEngine.load(checkpoint, torch.device("cpu"), ServingSettings(precision="int8"))

@@ -153,6 +153,17 @@ def test_int8_linear_stays_within_its_quantization_error_and_applies_activation_
     assert torch.allclose(linear(x, residual=residual), linear(x) + residual, atol=1e-6)
 
 
+def test_int8_linear_answers_a_row_the_same_whatever_rows_share_its_call():
+    # Each row is quantized on its own scale: a text's answer must not move with the texts batched beside it.
+    torch.manual_seed(0)
+    weight, bias = torch.randn(96, 64) * 0.05, torch.randn(96) * 0.05
+    batch = torch.randn(37, 64)
+    batch[5] *= 50  # one row with far larger activations, which a scale shared by the batch would follow
+    linear = Linear(weight, bias, "int8")
+    together = linear(batch)
+    assert torch.equal(torch.cat([linear(batch[i : i + 1]) for i in range(37)]), together)
+
+
 def test_int8_engine_keeps_the_head_in_fp32_and_agrees_with_transformers(checkpoint, ids):
     engine = ClassifierEngine.load(checkpoint, torch.device("cpu"), ServingSettings(precision="int8"))
     assert engine.packed.gemm == "int8" and "int8" in engine.packed.gemm_choice

@@ -23,22 +23,23 @@ forced path (``gemm`` other than ``"auto"``) skips the timing. On a GPU only ate
 
 A third path changes the arithmetic, so it is never chosen by timing, only by precision int8:
 
-    int8    ``quantized.linear_dynamic`` (fbgemm, or oneDNN on CPUs without it): each weight
-            quantized once, at load, to int8 per output row (symmetric; scale = the row's
-            largest magnitude ÷ 127); each call quantizes its input per tensor (8 bits; 7
-            where the CPU lacks AVX-512 VNNI, whose absence lets 8-bit products overflow)
-            and returns fp32. A quarter of fp32's weight bytes, int8 dot products: on
-            2 cores without AMX, the encoder's GEMMs ran 2.5 × faster at 256 rows and
-            3.5 × at 20 (``benchmarks/experiments.py int8-gemm``).
+    int8    ``torch._int_mm`` (int8 × int8 → int32 products) on each weight quantized
+            once, at load, to int8 per output row (symmetric: scale = the row's largest
+            magnitude ÷ 127), and on the input quantized per row (per token) at each call,
+            then rescaled to fp32. Per token, not per tensor as ``quantized.linear_dynamic``
+            and ONNX Runtime's dynamic quantization do: with one scale for the whole input,
+            a text's answer moved with the texts batched beside it (on real weights, 6 of 1,150
+            top labels and logits by up to 2.9 between a text alone and in a batch: ``make
+            precision-report``); with a scale per token none moved. It costs speed: the extra
+            element-wise passes over the activations (per tensor, fbgemm fuses them) make the
+            int8 forward ~1.3 × fp32's throughput here instead of ~2 ×
+            (``benchmarks/experiments.py int8-gemm`` times the GEMMs alone).
 """
 
 from __future__ import annotations
 
-import functools
 import time
-import warnings
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -55,23 +56,17 @@ class GemmPathUnavailable(ValueError):
     """A forced GEMM path this device or precision cannot run."""
 
 
-@functools.cache
-def has_vnni() -> bool:
-    """Whether this CPU has AVX-512 VNNI, whose int8 dot products cannot overflow 16 bits (Linux: cpuinfo)."""
-    cpuinfo = Path("/proc/cpuinfo")
-    return cpuinfo.exists() and "avx512_vnni" in cpuinfo.read_text()
+def quantize_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``x`` [rows, n] as int8, each row on its own symmetric scale, and those scales [rows, 1]."""
+    scales = x.abs().amax(dim=1, keepdim=True).clamp_min_(1e-12).div_(127)
+    return torch.round(x / scales).to(torch.int8), scales
 
 
-def prepack_int8(weight: torch.Tensor, bias: torch.Tensor | None):
-    """``weight`` quantized to int8 per output row and packed for ``quantized.linear_dynamic``."""
-    weight = weight.detach().float()
-    scales = (weight.abs().amax(dim=1) / 127).clamp_min(1e-12).double()
-    with warnings.catch_warnings():  # torch marks quantized tensors deprecated; its dynamic linear still needs one
-        warnings.filterwarnings("ignore", message=".*quantize_per_channel.*deprecated")
-        quantized = torch.quantize_per_channel(
-            weight, scales, torch.zeros_like(scales, dtype=torch.long), 0, torch.qint8
-        )
-    return torch.ops.quantized.linear_prepack(quantized, None if bias is None else bias.detach().float())
+def int8_linear(x: torch.Tensor, weight_t: torch.Tensor, weight_scales: torch.Tensor, bias: torch.Tensor | None):
+    """``x · Wᵀ + b`` in int8: ``weight_t`` is Wᵀ quantized per output (``[in, out]``, int8)."""
+    quantized, scales = quantize_rows(x)
+    y = torch._int_mm(quantized, weight_t).float().mul_(scales).mul_(weight_scales)
+    return y if bias is None else y.add_(bias)
 
 
 def available_paths(device: torch.device, dtype: torch.dtype) -> tuple[str, ...]:
@@ -102,8 +97,8 @@ class Linear:
         self.out_features, self.in_features = weight.shape
         self.bias = None if bias is None else bias.detach()
         if path == INT8:
-            self.weight = prepack_int8(weight, bias)
-            self.reduce_range = not has_vnni()
+            quantized, scales = quantize_rows(weight.detach().float())
+            self.weight, self.weight_scales = quantized.t().contiguous(), scales.view(-1)
         elif path == "onednn":
             # The blocked layout depends on the row count only as a hint; any row count works.
             self.weight = torch.ops.mkldnn._reorder_linear_weight(weight.detach(), rows_hint)
@@ -121,7 +116,7 @@ class Linear:
             raise ValueError("Linear fuses an activation or a residual, not both")
         if self.path != "onednn":
             if self.path == INT8:
-                y = torch.ops.quantized.linear_dynamic(x, self.weight, self.reduce_range)
+                y = int8_linear(x, self.weight, self.weight_scales, self.bias)
             else:
                 y = F.linear(x, self.weight, self.bias)
             if activation is not None:
