@@ -31,9 +31,10 @@ A third path changes the arithmetic, so it is never chosen by timing, only by pr
             a text's answer moved with the texts batched beside it (on real weights, 6 of 1,150
             top labels and logits by up to 2.9 between a text alone and in a batch: ``make
             precision-report``); with a scale per token none moved. It costs speed: the extra
-            element-wise passes over the activations (per tensor, fbgemm fuses them) make the
-            int8 forward ~1.3 × fp32's throughput here instead of ~2 ×
-            (``benchmarks/experiments.py int8-gemm`` times the GEMMs alone).
+            element-wise passes over the activations (per tensor, fbgemm fuses them): served,
+            1.7 × fp32's throughput at 64 callers here, where per tensor gave 1.8 ×; 1.1 ×
+            in-process on 8,192-token groups (docs/BENCHMARKS.md; ``benchmarks/experiments.py
+            int8-gemm`` times the GEMMs alone).
 """
 
 from __future__ import annotations
