@@ -183,3 +183,23 @@ def test_malformed_text_request_gets_clear_error_while_good_ones_in_same_batch_s
             assert error is None, error
             assert np.abs(result.as_numpy("logits") - expected).max() <= TOLERANCE
     assert grpc_client.is_model_ready(TEXT_MODEL)
+
+
+def test_text_requests_with_a_deadline_pass_it_on_and_are_answered_as_those_without(grpc_client):
+    # The client library's deadline: Triton's timeout and the stamp; the text model hands both on with its call
+    # to the token model (text_serving/relay.py), which must accept them and answer as it does without.
+    from distilbert_client._core import server_deadline
+
+    texts = english_texts(12, seed=9)
+    plain = send_concurrently(grpc_client, [(text_inputs([text]), None) for text in texts])
+    stamped = []
+    for text in texts:
+        deadline = server_deadline(30.0)
+        stamped.append(
+            grpc_client.infer(
+                TEXT_MODEL, text_inputs([text]), timeout=deadline["timeout"], parameters=deadline["parameters"]
+            )
+        )
+    for (expected, error), result in zip(plain, stamped, strict=True):
+        assert error is None
+        assert np.abs(result.as_numpy("logits") - expected.as_numpy("logits")).max() <= TOLERANCE

@@ -7,9 +7,10 @@ import pytest
 from transformers import AutoTokenizer
 
 from corpus import english_texts
-from text_serving.batching import all_rows, row_spans, split_answers
+from text_serving.batching import all_rows, chunk_deadlines, row_spans, split_answers
 from text_serving.encoding import TooLong, encode_items, pad_rows, tokenize_requests, top_labels
-from text_serving.relay import relayed_error
+from text_serving.outcomes import DEADLINE_PARAMETER
+from text_serving.relay import deadline_arguments, relayed_error
 from text_serving.validation import InvalidText, TextItem, TokenizeOptions, decode_strings, parse_options, request_items
 
 DEFAULT = TokenizeOptions()
@@ -197,3 +198,18 @@ def test_the_token_models_errors_are_relayed_with_the_status_they_mean(message, 
     error = relayed_error(_PB_UTILS, "distilbert_classifier", message, code)
 
     assert (error.message, error.code) == (f"distilbert_classifier: {message}", expected)
+
+
+def test_a_chunk_carries_the_latest_deadline_of_its_requests_or_none_if_one_has_none():
+    # Requests of 3 rows, none (an error), 4 and 2 in chunks of 4: rows 0-2, 3-6 and 7-8 in chunks 0-3 | 4-7 | 8
+    entries = [[1, 2, 3], ValueError("bad"), [4, 5, 6, 7], [8, 9]]
+    assert chunk_deadlines(entries, [10.0, 99.0, 12.0, 11.0], chunk_rows=4) == [12.0, 12.0, 11.0]
+    assert chunk_deadlines(entries, [10.0, 99.0, None, 11.0], chunk_rows=4) == [None, None, 11.0]
+    assert chunk_deadlines([ValueError("bad")], [1.0], chunk_rows=4) == []
+
+
+def test_deadline_arguments_are_what_the_client_library_sends():
+    assert deadline_arguments(None, 100.0) == {}
+    assert deadline_arguments(100.25, 100.0) == {"timeout": 250_000, "parameters": {DEADLINE_PARAMETER: 100_250}}
+    # A deadline already passed still gives Triton a timeout it accepts, and it refuses the call at once.
+    assert deadline_arguments(99.0, 100.0)["timeout"] == 1

@@ -7,9 +7,9 @@ response per request (logits, probabilities, top label). Each stage keeps one en
 its data or the error that ends it, so a malformed request, or one whose rows the token model
 failed, gets its own error while the rest is served. The logic lives in ``text_serving``.
 
-A request whose caller cancelled it, or whose gRPC deadline passed, is answered ``CANCELLED``
-first, before tokenization and the token model's forward, and counted in
-``text_requests_dropped_total``.
+A request whose caller cancelled it, or whose deadline passed, is answered ``CANCELLED`` before
+tokenization (``text_requests_dropped_total``); each call to the token model carries the latest
+deadline of its requests, so that model can drop a chunk nobody will wait for.
 """
 
 from __future__ import annotations
@@ -27,11 +27,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 # Rows are few and short: Rust-side threads would only contend with the token model's torch threads.
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from text_serving.batching import all_rows, split_answers  # noqa: E402
+from text_serving.batching import all_rows, chunk_deadlines, split_answers  # noqa: E402
 from text_serving.encoding import load_tokenizer, pad_rows, tokenize_requests, top_labels, warm_up  # noqa: E402
 from text_serving.metrics import COUNTERS  # noqa: E402
-from text_serving.outcomes import Dropped, counters, drop_abandoned, error_response  # noqa: E402
-from text_serving.relay import relayed_error  # noqa: E402
+from text_serving.outcomes import Dropped, counters, drop_abandoned, error_response, time_left_s  # noqa: E402
+from text_serving.relay import deadline_arguments, relayed_error  # noqa: E402
 from text_serving.settings import check_checkpoint_facts, read_max_batch_size, read_text_settings  # noqa: E402
 from text_serving.validation import InvalidText, parse_options, request_items  # noqa: E402
 
@@ -61,7 +61,9 @@ class TritonPythonModel:
         decoded = [self.decode(entry) for entry in wanted]
         items = [self.validate(entry) for entry in decoded]
         rows = self.tokenize(items)
-        outputs = await self.forward(rows)
+        now = time.time()  # each caller's deadline goes on to the token model with its rows
+        deadlines = [None if (left := time_left_s(request, now)) is None else now + left for request in requests]
+        outputs = await self.forward(rows, deadlines)
         return [self.encode(entry) for entry in outputs]
 
     def drop_abandoned(self, request):
@@ -97,7 +99,7 @@ class TritonPythonModel:
             self.metrics["duration_us"].increment((time.perf_counter() - started) * 1e6)
         return tokenized
 
-    async def forward(self, entries: list) -> list:
+    async def forward(self, entries: list, deadlines: list) -> list:
         """Each request's (logits, probabilities), or its error.
 
         All rows go to the token model in as few requests as its max_batch_size allows, all in flight
@@ -107,7 +109,8 @@ class TritonPythonModel:
         rows, step = all_rows(entries), self.chunk_rows
         if not rows:
             return entries
-        answers = await asyncio.gather(*(self.classify(rows[i : i + step]) for i in range(0, len(rows), step)))
+        chunks = zip(range(0, len(rows), step), chunk_deadlines(entries, deadlines, step), strict=True)
+        answers = await asyncio.gather(*(self.classify(rows[i : i + step], deadline) for i, deadline in chunks))
         return split_answers(entries, answers, step)
 
     def encode(self, outputs):
@@ -120,14 +123,17 @@ class TritonPythonModel:
         tensors = [pb_utils.Tensor("logits", logits), pb_utils.Tensor("probabilities", probabilities)]
         return pb_utils.InferenceResponse(output_tensors=[*tensors, pb_utils.Tensor("label", labels)])
 
-    async def classify(self, rows: list[list[int]]):
+    async def classify(self, rows: list[list[int]], deadline: float | None):
         """(logits, probabilities) of the token model for ``rows``, or the ``TritonError`` it gave."""
         ids, mask = pad_rows(rows, self.pad_id)
         inputs = [pb_utils.Tensor("input_ids", ids)]
         if mask is not None:
             inputs.append(pb_utils.Tensor("attention_mask", mask))
         request = pb_utils.InferenceRequest(
-            model_name=self.settings.classifier_model, inputs=inputs, requested_output_names=list(OUTPUTS)
+            model_name=self.settings.classifier_model,
+            inputs=inputs,
+            requested_output_names=list(OUTPUTS),
+            **deadline_arguments(deadline, time.time()),
         )
         model = self.settings.classifier_model
         try:

@@ -3,7 +3,7 @@
 Each stage of ``execute`` keeps one entry per request: its list of rows, or the error that ends
 it (anything but a list), so every request gets exactly one response. The rows of all valid
 requests go to the token model in chunks of at most its ``max_batch_size``; a chunk that fails
-fails only the requests with a row in it.
+fails only the requests with a row in it, and a chunk carries the latest deadline of its requests.
 """
 
 from __future__ import annotations
@@ -43,3 +43,13 @@ def split_answers(entries: list, answers: list, chunk_rows: int) -> list:
             parts[0] if len(parts) == 1 else tuple(np.concatenate(arrays) for arrays in zip(*parts, strict=True))
         )
     return results
+
+
+def chunk_deadlines(entries: list, deadlines: list, chunk_rows: int) -> list:
+    """Each chunk's deadline: the latest of its requests' ``deadlines`` (one per entry), or None when one
+    of them has none, for the token model to drop the chunk only once nobody waits for its answer."""
+    by_chunk: dict[int, list] = {}
+    for span, deadline in zip(row_spans(entries), deadlines, strict=True):
+        for chunk in [] if span is None else range(span.start // chunk_rows, (span.stop - 1) // chunk_rows + 1):
+            by_chunk.setdefault(chunk, []).append(deadline)
+    return [None if None in found else max(found) for _, found in sorted(by_chunk.items())]
