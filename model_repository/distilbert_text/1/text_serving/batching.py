@@ -18,6 +18,11 @@ def all_rows(entries: list) -> list:
     return [row for entry in entries if isinstance(entry, list) for row in entry]
 
 
+def chunks_of(span: slice, chunk_rows: int) -> range:
+    """The chunks (of ``chunk_rows`` rows each) that hold the rows ``span`` of ``all_rows``."""
+    return range(span.start // chunk_rows, (span.stop - 1) // chunk_rows + 1)
+
+
 def split_answers(entries: list, answers: list, chunk_rows: int) -> list:
     """Each request's part of the chunks' answers, or its error.
 
@@ -30,7 +35,7 @@ def split_answers(entries: list, answers: list, chunk_rows: int) -> list:
         if span is None:
             results.append(entry)
             continue
-        chunks = range(span.start // chunk_rows, (span.stop - 1) // chunk_rows + 1)
+        chunks = chunks_of(span, chunk_rows)
         failed = next((answers[c] for c in chunks if not isinstance(answers[c], tuple)), None)
         if failed is not None:
             results.append(failed)
@@ -50,6 +55,6 @@ def chunk_deadlines(entries: list, deadlines: list, chunk_rows: int) -> list:
     of them has none, for the token model to drop the chunk only once nobody waits for its answer."""
     by_chunk: dict[int, list] = {}
     for span, deadline in zip(row_spans(entries), deadlines, strict=True):
-        for chunk in [] if span is None else range(span.start // chunk_rows, (span.stop - 1) // chunk_rows + 1):
+        for chunk in [] if span is None else chunks_of(span, chunk_rows):
             by_chunk.setdefault(chunk, []).append(deadline)
     return [None if None in found else max(found) for _, found in sorted(by_chunk.items())]
