@@ -45,9 +45,10 @@ def train_head(model, ids: list[list[int]], labels: np.ndarray, train: np.ndarra
     model.eval()
 
 
-def engine_logits(precision: str, ids: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
-    """The served engine's logits for all texts in one call (batched as a busy server batches them), and for
-    each text alone: a precision whose rounding depends on the batch gives a text other answers under load."""
+def engine_logits(precision: str, ids: list[list[int]], alone: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    """The served engine's logits for all texts in one call (batched as a busy server batches them) and, with
+    ``alone``, for each text alone: a precision whose rounding depends on the batch gives a text other
+    answers under load."""
     from clf_serving.engine import ClassifierEngine
     from clf_serving.settings import ServingSettings
     from clf_serving.validation import Sequence
@@ -55,7 +56,7 @@ def engine_logits(precision: str, ids: list[list[int]]) -> tuple[np.ndarray, np.
     engine = ClassifierEngine.load(OUT, torch.device("cpu"), ServingSettings(precision=precision))
     rows = [Sequence(np.asarray(row, dtype=np.int64), None) for row in ids]
     batched, _ = engine.classify(rows)
-    return batched, np.concatenate([engine.classify([row])[0] for row in rows])
+    return batched, np.concatenate([engine.classify([row])[0] for row in rows]) if alone else None
 
 
 def report(precisions: list[str]) -> str:
@@ -85,7 +86,7 @@ def report(precisions: list[str]) -> str:
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for precision in precisions:
-        logits, alone = engine_logits(precision, ids)
+        logits, alone = engine_logits(precision, ids, alone=True)
         batch_delta, batch_agree = np.abs(alone - logits).max(), (alone.argmax(1) == logits.argmax(1)).mean()
         delta = np.abs(logits - reference)
         agree = logits.argmax(1) == reference.argmax(1)
