@@ -33,7 +33,7 @@ class ServingKnobs:
     precision: str = knob(
         "fp32",
         "dtype of weights and activations: fp32; bf16 on CPUs with AMX and on GPUs; fp16 on GPUs only; "
-        "int8 (CPU only): the encoder's linear layers in int8, activations quantized per call",
+        "int8 (CPU only): the encoder's linear layers in int8, activations quantized per token",
         choices=tuple(PRECISIONS),
     )
     cpu_threads: int = knob(
