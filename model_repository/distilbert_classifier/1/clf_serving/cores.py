@@ -29,9 +29,10 @@ SHM_FOLDER = Path("/dev/shm")
 # How long an OpenMP worker thread spins, once its work is done, before it sleeps. libgomp (torch's
 # OpenMP on Linux) spins 300,000 pause instructions by default: ~10 ms on a Xeon, where a pause takes
 # ~140 cycles. Triton hands consecutive requests to alternating instances, so at low load the instance
-# that has just answered kept a core spinning through most of the next instance's forward: one text
-# took ~24 ms instead of ~19. 30,000 spins (~1 ms) still bridge the gaps between the parallel regions
-# of one forward, which are microseconds. KMP_BLOCKTIME (ms) is the same for Intel's OpenMP runtime.
+# that has just answered kept a core spinning through most of the next instance's forward
+# (``benchmarks/experiments.py idle-spin`` serves both settings). 30,000 spins (~1 ms) still bridge
+# the gaps between the parallel regions of one forward, which are microseconds. KMP_BLOCKTIME (ms)
+# is the same for Intel's OpenMP runtime.
 # They are set before torch loads its OpenMP runtime, unless the environment sets them already.
 OPENMP_IDLE_SPIN = {"GOMP_SPINCOUNT": "30000", "KMP_BLOCKTIME": "1"}
 
