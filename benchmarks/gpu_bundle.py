@@ -146,14 +146,13 @@ def stage_libraries(stage: Path, binaries: list[Path], extra: list[Path]) -> Non
         shutil.copy2(library, target / library.name)
 
 
-def rapidjson_extension(version: str) -> Path:
-    """python-rapidjson's compiled module for CPython ``version``: installed here, or its wheel from PyPI."""
-    installed = version_of("python-rapidjson")
+def unpacked_wheel(distribution: str, version: str) -> Path:
+    """The version of ``distribution`` installed here, its wheel for CPython ``version`` from PyPI, unpacked."""
+    installed = version_of(distribution)
     tag = version.replace(".", "")
-    if version == f"{sys.version_info.major}.{sys.version_info.minor}":
-        return next(site_packages().glob(f"rapidjson.cpython-{tag}-*.so"))
     wheel_dir = WHEELS / f"cp{tag}"
-    if not list(wheel_dir.glob(f"python_rapidjson-{installed}-cp{tag}-*.whl")):
+    pattern = f"{distribution.replace('-', '_')}-{installed}-cp{tag}-*.whl"
+    if not list(wheel_dir.glob(pattern)):
         wheel_dir.mkdir(parents=True, exist_ok=True)
         platforms = [
             f"--platform={p}" for p in ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
@@ -161,14 +160,39 @@ def rapidjson_extension(version: str) -> Path:
         subprocess.run(
             [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
              f"--python-version={version}", "--implementation=cp", *platforms, "-d", str(wheel_dir),
-             f"python-rapidjson=={installed}"],
+             f"{distribution}=={installed}"],
             check=True,
         )  # fmt: skip
-    wheel = next(wheel_dir.glob(f"python_rapidjson-{installed}-cp{tag}-*.whl"))
-    unpacked = wheel_dir / "unpacked"
+    unpacked = wheel_dir / f"{distribution}-unpacked"
     if not unpacked.exists():
-        shutil.unpack_archive(wheel, unpacked, format="zip")
-    return next(unpacked.glob(f"rapidjson.cpython-{tag}-*.so"))
+        shutil.unpack_archive(next(wheel_dir.glob(pattern)), unpacked, format="zip")
+    return unpacked
+
+
+def rapidjson_extension(version: str) -> Path:
+    """python-rapidjson's compiled module for CPython ``version``: installed here, or from its wheel."""
+    tag = version.replace(".", "")
+    if version == f"{sys.version_info.major}.{sys.version_info.minor}":
+        return next(site_packages().glob(f"rapidjson.cpython-{tag}-*.so"))
+    return next(unpacked_wheel("python-rapidjson", version).glob(f"rapidjson.cpython-{tag}-*.so"))
+
+
+def stage_numpy(stage: Path, pythons: list[str]) -> None:
+    """numpy as pinned here (1.x), for each other Python, in ``numpy-cp<tag>/`` (first on PYTHONPATH there).
+
+    This Triton's Python-backend stub was built for numpy 1.x: under numpy 2 it misreads the input
+    tensors and sends empty outputs, with no error (clf_serving/device.py refuses numpy 2 at load).
+    The GPU machine's Python has numpy 2. Its metadata (dist-info) comes too: packages there, such as
+    accelerate, pick numpy's internals by the version its metadata gives.
+    """
+    here = f"{sys.version_info.major}.{sys.version_info.minor}"
+    for version in pythons:
+        if version == here:
+            continue
+        wheel = unpacked_wheel("numpy", version)
+        target = stage / f"numpy-cp{version.replace('.', '')}"
+        for name in ("numpy", "numpy.libs", f"numpy-{version_of('numpy')}.dist-info"):
+            shutil.copytree(wheel / name, target / name, ignore=shutil.ignore_patterns("__pycache__", "tests"))
 
 
 def stage_python(stage: Path, pythons: list[str]) -> None:
@@ -250,6 +274,7 @@ def build_bundle(out: Path, pythons: list[str], texts: int, preset: int = 9) -> 
         extra = stage_perf_analyzer(stage)
         stage_libraries(stage, binaries, extra)
         stage_python(stage, pythons)
+        stage_numpy(stage, pythons)
         text_facts = stage_texts(stage, texts)
         files = {str(p.relative_to(stage)): p.lstat().st_size for p in sorted(stage.rglob("*")) if not p.is_dir()}
         manifest = {
@@ -263,6 +288,7 @@ def build_bundle(out: Path, pythons: list[str], texts: int, preset: int = 9) -> 
                     "tritonclient",
                     "protobuf",
                     "python-rapidjson",
+                    "numpy",
                     "pytest",
                     "pluggy",
                     "iniconfig",
@@ -286,7 +312,7 @@ def build_bundle(out: Path, pythons: list[str], texts: int, preset: int = 9) -> 
     print(
         f"{shown(out)}: {mib(size)} ({mib(unpacked)} unpacked, {len(files)} files) in {time.monotonic() - started:.0f}s"
     )
-    for part in ("pytriton", "nvidia_pytriton.libs", "perf_analyzer", "site", "fallback", "data"):
+    for part in sorted({name.split("/")[0] for name in files}):
         in_part = [s for name, s in files.items() if name.split("/")[0] == part]
         print(f"  {part + '/':<22} {mib(sum(in_part)):>10} unpacked, {len(in_part)} files")
     print(f"working tree that travels with it: {mib(tree)}; together {mib(size + tree)} of {MAX_CALL_MIB} MiB per call")

@@ -185,6 +185,21 @@ def single_text_ms(engine, rows: list[np.ndarray], samples: int = 60) -> float:
     return statistics.median(latencies)
 
 
+def cudnn_attention_cost(engine, rows: list[np.ndarray]) -> dict:
+    """Single-text ms with cuDNN's attention allowed (lengths it has not planned yet, then again) and without.
+
+    clf_serving/device.py turns cuDNN attention off on GPUs: it plans each new shape, and a packed
+    forward's shapes follow its texts' lengths. Run on an engine that has not yet used it.
+    """
+    import torch
+
+    result = {}
+    for name, enabled in (("cudnn_first_pass", True), ("cudnn_second_pass", True), ("without_cudnn", False)):
+        torch.backends.cuda.enable_cudnn_sdp(enabled)
+        result[name] = single_text_ms(engine, rows)
+    return result
+
+
 def engine_logits(engine, rows: list[np.ndarray]) -> np.ndarray:
     from clf_serving.validation import Sequence
 
@@ -264,6 +279,9 @@ def measure(args) -> dict:
         fixed = fixed_length_throughputs(engine, engine.limits.vocab_size, device, args.fixed_sequences)
         logits[precision] = engine_logits(engine, rows)
         entry = {"texts": texts, "fixed128": fixed, "single_text_ms": single_text_ms(engine, rows)}
+        if precision == "bf16" and device.type == "cuda":
+            entry["sdpa_cudnn"] = cudnn_attention_cost(engine, rows)
+            print(f"bf16 single text ms, cuDNN attention vs not: {entry['sdpa_cudnn']}", flush=True)
         if precision == "fp32":
             entry["transformers_logits"] = transformers_logits(engine.model, rows, device)
         result["precisions"][precision] = entry

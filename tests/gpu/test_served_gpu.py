@@ -48,7 +48,9 @@ def checkpoint(request) -> Path:
 @pytest.fixture(scope="module")
 def gpu_server(checkpoint, tmp_path_factory):
     repository = tmp_path_factory.mktemp("gpu_repository")
-    write_model(checkpoint, repository, ServingConfig(model_name=MODEL, instance_kind="gpu", precision="fp32"))
+    # 64 rows: the padded-batch test sends all of ``ids`` in one request.
+    config = ServingConfig(model_name=MODEL, instance_kind="gpu", precision="fp32", max_batch_size=64)
+    write_model(checkpoint, repository, config)
     log = tmp_path_factory.mktemp("gpu_server") / "tritonserver.log"
     server = LocalServer(options_on_free_ports(repository, exit_timeout_s=10), log_path=log)
     with pytest.MonkeyPatch.context() as patch:  # the server takes this process's environment

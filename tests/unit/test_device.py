@@ -3,7 +3,14 @@
 import pytest
 import torch
 
-from clf_serving.device import GPU_INSTANCE_THREADS, UnsupportedPrecision, instance_threads, prepare_device
+from clf_serving.device import (
+    GPU_INSTANCE_THREADS,
+    UnsupportedNumpy,
+    UnsupportedPrecision,
+    check_stub_numpy,
+    instance_threads,
+    prepare_device,
+)
 
 
 @pytest.fixture
@@ -12,7 +19,8 @@ def fake_gpu(monkeypatch):
     chosen = []
     monkeypatch.setattr(torch.cuda, "set_device", chosen.append)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device: "Tesla T4")
-    tf32 = torch.backends.cuda.matmul.allow_tf32  # a process-wide setting: restored below
+    tf32 = torch.backends.cuda.matmul.allow_tf32  # process-wide settings: restored below
+    cudnn_attention = torch.backends.cuda.cudnn_sdp_enabled()
 
     def with_capability(capability):
         monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device: capability)
@@ -20,6 +28,7 @@ def fake_gpu(monkeypatch):
 
     yield with_capability
     torch.backends.cuda.matmul.allow_tf32 = tf32
+    torch.backends.cuda.enable_cudnn_sdp(cudnn_attention)
 
 
 def test_bf16_on_a_gpu_older_than_ampere_is_refused_with_what_to_use_instead(fake_gpu):
@@ -54,3 +63,17 @@ def test_cpu_instances_share_the_cores_and_a_configured_count_wins():
     assert instance_threads(torch.device("cpu"), configured=0, cpu_instances=1) >= 1
     assert instance_threads(torch.device("cpu"), configured=3, cpu_instances=1) == 3
     assert instance_threads(torch.device("cuda:0"), configured=5, cpu_instances=1) == 5
+
+
+def test_numpy_2_is_refused_in_a_served_instance_since_the_stub_would_answer_wrongly():
+    with pytest.raises(UnsupportedNumpy, match=r"numpy 2.5.2 .* install numpy<2"):
+        check_stub_numpy("2.5.2")
+    check_stub_numpy("1.26.4")
+    check_stub_numpy()  # the numpy installed here: the pinned 1.x
+
+
+def test_a_gpu_instance_turns_cudnn_attention_off_since_it_plans_every_new_shape(fake_gpu):
+    fake_gpu((9, 0))
+    torch.backends.cuda.enable_cudnn_sdp(True)
+    prepare_device(torch.device("cuda:0"), "bf16")
+    assert not torch.backends.cuda.cudnn_sdp_enabled()

@@ -31,7 +31,7 @@ limit_idle_spin()  # before torch loads OpenMP: idle instances give their cores 
 import torch  # noqa: E402
 
 from clf_serving.deadlines import TokenRate, chunk_tokens, chunks, too_late  # noqa: E402
-from clf_serving.device import instance_device, instance_threads  # noqa: E402
+from clf_serving.device import check_stub_numpy, instance_device, instance_threads  # noqa: E402
 from clf_serving.engine import ClassifierEngine  # noqa: E402
 from clf_serving.metrics import ForwardMetrics  # noqa: E402
 from clf_serving.outcomes import Dropped, drop_abandoned, error_response, expire, row_spans, time_left_s  # noqa: E402
@@ -44,8 +44,8 @@ class TritonPythonModel:
     def initialize(self, args: dict) -> None:
         self.model_config = json.loads(args["model_config"])
         self.settings = read_settings(self.model_config)
-        kind = args.get("model_instance_kind", "CPU")
-        check_settings(self.settings, kind)
+        check_settings(self.settings, kind := args.get("model_instance_kind", "CPU"))
+        check_stub_numpy()
         self.device = instance_device(kind, int(args.get("model_instance_device_id", 0)))
         # CPU instances with cpu_threads 0 share the cores among those busy at each forward (clf_serving/cores.py).
         instances, configured = cpu_instances(self.model_config), self.settings.cpu_threads

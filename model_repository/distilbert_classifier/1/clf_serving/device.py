@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import torch
 
 # Threads of a GPU instance: the host only queues kernels and copies, so more threads would
@@ -17,6 +18,22 @@ GPU_INSTANCE_THREADS = 2
 
 class UnsupportedPrecision(ValueError):
     """The device cannot compute in the requested precision natively."""
+
+
+class UnsupportedNumpy(RuntimeError):
+    """The instance's process has a numpy that the Python backend's stub cannot exchange tensors with."""
+
+
+def check_stub_numpy(version: str = np.__version__) -> None:
+    """Refuse numpy 2 in a served instance's process: this Triton's (2.51) Python-backend stub, built for
+    numpy 1.x, then misreads the input tensors and sends empty outputs, with no error. Seen on the GPU
+    machine, whose Python has numpy 2.5.2 (docs/BENCHMARKS.md, "GPU"); the project pins numpy 1.26.4.
+    """
+    if int(version.split(".")[0]) >= 2:
+        raise UnsupportedNumpy(
+            f"numpy {version} in the model's Python: Triton 2.51's backend stub misreads tensors under numpy 2 "
+            "(wrong answers, empty outputs); install numpy<2 (pyproject.toml pins 1.26.4)"
+        )
 
 
 def prepare_device(device: torch.device, precision: str, tf32: bool = True) -> None:
@@ -36,6 +53,11 @@ def prepare_device(device: torch.device, precision: str, tf32: bool = True) -> N
             f"{torch.cuda.get_device_name(device)} is {capability[0]}.{capability[1]}: use fp16 or fp32"
         )
     torch.backends.cuda.matmul.allow_tf32 = tf32
+    # cuDNN's attention builds an execution plan for each new (batch, length) shape; a packed
+    # forward sees new shapes all the time (every chunk's length is its texts'), so the
+    # first text of each length pays for its plan. Flash and memory-efficient SDPA have no per-shape
+    # setup. benchmarks/gpu_ceiling.py measures single texts with and without it ("sdpa_cudnn").
+    torch.backends.cuda.enable_cudnn_sdp(False)
 
 
 def instance_threads(device: torch.device, configured: int, cpu_instances: int) -> int:
