@@ -560,6 +560,11 @@ def figures(check: Check) -> list[dict]:
             f"{precision} 128-token batches (in-process): packed / transformers",
             f"{fixed['packed_best']:,.0f} / {fixed['transformers_best']:,.0f} seq/s; single text {entry['single_text_ms']:.2f} ms",
         )
+        if cudnn := entry.get("sdpa_cudnn"):
+            row(
+                f"{precision} single text with cuDNN attention (new lengths, then again) / without (as served)",
+                f"{cudnn['cudnn_first_pass']:.2f}, {cudnn['cudnn_second_pass']:.2f} / {cudnn['without_cudnn']:.2f} ms",
+            )
     served_result = _read_json(raw / "served.json")
     runs = [r for r in served_result.get("runs", []) if "seq_s" in r]
     served_as = f"served {served_result.get('precision')} ({served_result.get('kind')})"
