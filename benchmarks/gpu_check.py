@@ -234,7 +234,8 @@ def child_environment(root: Path, workdir: Path) -> dict[str, str]:
     env = dict(os.environ)
     # numpy 1.x where the bundle has it for this Python (gpu_bundle.py, stage_numpy), before the
     # interpreter's own site-packages: the backend stub misreads tensors under numpy 2.
-    paths = [str(p) for p in (root / f"numpy-cp{sys.version_info.major}{sys.version_info.minor}",) if p.exists()]
+    numpy_1 = root / f"numpy-cp{sys.version_info.major}{sys.version_info.minor}"
+    paths = [str(numpy_1)] if numpy_1.exists() else []
     paths.append(str(root / "site"))
     if any(importlib.util.find_spec(name) is None for name in FALLBACK_MODULES):
         paths.append(str(root / "fallback"))
@@ -311,7 +312,8 @@ def environment(root: Path, env: dict) -> dict:
         except (OSError, subprocess.TimeoutExpired, IndexError) as error:
             facts[name] = f"failed: {error}"
             problems.append(f"{name} failed: {error}")
-    if int(str(facts.get("numpy", "0")).split(".")[0] or 0) >= 2:
+    numpy_major = re.match(r"(\d+)\.", str(facts.get("numpy", "")))
+    if numpy_major and int(numpy_major[1]) >= 2:
         problems.append(f"numpy {facts['numpy']}: the served models refuse numpy 2 (clf_serving/device.py)")
     for module in (
         "torch",
