@@ -3,6 +3,7 @@
     python benchmarks/experiments.py queue-stall    # queue policy × instance count (× a heartbeat), tiny model
     python benchmarks/experiments.py instances      # 1 instance × 2 threads vs 2 × 1, full model, bf16
     python benchmarks/experiments.py c1-latency     # queue delay and OMP_WAIT_POLICY at concurrency 1, fp32
+    python benchmarks/experiments.py c1-instances   # concurrency 1, fp32: one instance vs the default two, twice
     python benchmarks/experiments.py shared-cores   # 2 instances: a fixed thread each vs the cores shared by the busy
     python benchmarks/experiments.py batch-size     # max_batch_size 64 (the earlier default) vs 16, fp32, twice
     python benchmarks/experiments.py heap-growth    # RSS growth of the packed engine under mixed batches
@@ -162,6 +163,15 @@ def c1_latency() -> None:
         perf_variants(variants, loads=(1,), env=env)
 
 
+def c1_instances() -> None:
+    """Concurrency 1, fp32: does a lone caller pay for the two instances taking turns (each with its own
+    copy of the weights, so neither copy stays in cache)? Twice, to see the noise."""
+    one = ServingConfig(model_name="one", instance_kind="cpu", instance_count=1, **UNBOUNDED)
+    two = ServingConfig(model_name="two", instance_kind="cpu")
+    for _ in range(2):
+        perf_variants({"1 instance, 2 threads": one, "2 instances sharing the cores (the default)": two}, loads=(1,))
+
+
 def shared_cores() -> None:
     perf_variants(
         {
@@ -291,6 +301,7 @@ EXPERIMENTS = {
     "queue-stall": queue_stall,
     "instances": instances,
     "c1-latency": c1_latency,
+    "c1-instances": c1_instances,
     "shared-cores": shared_cores,
     "batch-size": batch_size,
     "heap-growth": heap_growth,
