@@ -64,10 +64,7 @@ class ClientBase(Generic[One, Many]):
         return self._core.info
 
     def wait_until_ready(self, timeout_s: float):
-        """Return once the server and model are ready, else raise (awaited in ``AsyncClassifier``).
-
-        The error says which was not: ``ServerUnavailableError`` or ``ModelNotReadyError``.
-        """
+        """Return once server and model are ready, else raise ``ServerUnavailableError`` or ``ModelNotReadyError``."""
         return self._run(self._core.wait_until_ready(timeout_s))
 
     @overload
@@ -139,8 +136,6 @@ class Classifier(ClientBase[Classification, list[Classification]]):
             gRPC re-resolves the name when a connection fails, not on a schedule.
     """
 
-    _pool: concurrent.futures.ThreadPoolExecutor | None
-
     def _start(self) -> None:
         self._client = grpcclient.InferenceServerClient(self.options.url, **self.options.channel())
         # Threads start on first use; a one-request call never uses them.
@@ -176,9 +171,8 @@ class Classifier(ClientBase[Classification, list[Classification]]):
         done, pending = concurrent.futures.wait(futures, return_when=concurrent.futures.FIRST_EXCEPTION)
         for future in pending:
             future.cancel()
-        if failed := [future.exception() for future in futures if future in done and future.exception()]:
-            raise failed[0]
-        return results([future.result() for future in futures])
+        # Any still pending means one done has failed: its result() raises before a short list reaches results().
+        return results([future.result() for future in futures if future in done])
 
     def _run(self, flow: Flow):
         """Drive ``flow`` to its result: make its calls on this client, sleep its pauses."""

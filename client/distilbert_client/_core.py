@@ -124,6 +124,7 @@ class Core:
     def __init__(self, options: ClientOptions, tokenizer) -> None:
         self.options = options
         self.tokenizer = tokenizer
+        self.model = {"model_name": options.model, "model_version": options.model_version}  # which model RPCs ask
         self.info: ModelInfo | None = None  # set by ``connect``
 
     def connect(self) -> Flow:
@@ -131,8 +132,7 @@ class Core:
         o = self.options
         if o.ready_timeout_s is not None:
             yield from self.wait_until_ready(o.ready_timeout_s)
-        model = {"model_name": o.model, "model_version": o.model_version, "as_json": True}
-        request = lambda timeout_s: Rpc("get_model_config", model | {"client_timeout": timeout_s})  # noqa: E731
+        request = lambda s: Rpc("get_model_config", self.model | {"as_json": True, "client_timeout": s})  # noqa: E731
         config = yield from self.retried(request, Deadline(o.timeout_s), retry_not_ready=False)
         info = ModelInfo.from_config(config)
         self.encoder = Encoder(self.tokenizer, info)
@@ -143,13 +143,12 @@ class Core:
         """Poll until the server and the model answer ready; else the error saying which was not."""
         o = self.options
         end = time.monotonic() + timeout_s
-        model = dict(model_name=o.model, model_version=o.model_version, client_timeout=1.0)
         server_ready, last = False, "no answer"
         while True:
             try:
                 with mapped_errors():
                     server_ready = yield Rpc("is_server_ready", {"client_timeout": 1.0})
-                    if server_ready and (yield Rpc("is_model_ready", model)):
+                    if server_ready and (yield Rpc("is_model_ready", self.model | {"client_timeout": 1.0})):
                         return
             except ClassifierError as error:
                 last = error.message
@@ -176,13 +175,13 @@ class Core:
 
     def infer(self, chunk: Chunk, deadline: Deadline) -> Flow:
         """Send one request; its rows as (logits, scores) pairs."""
-        o, datatypes = self.options, {i.name: i.datatype for i in self.info.inputs}
+        datatypes = {i.name: i.datatype for i in self.info.inputs}
         inputs = [
             grpcclient.InferInput(name, list(array.shape), datatypes[name]).set_data_from_numpy(array)
             for name, array in chunk.arrays.items()
         ]
         outputs = [grpcclient.InferRequestedOutput(name) for name in ("logits", self.info.scores_output)]
-        kwargs = dict(model_name=o.model, model_version=o.model_version, inputs=inputs, outputs=outputs)
+        kwargs = self.model | {"inputs": inputs, "outputs": outputs}
         # The deadline goes to the server as well: gRPC's ends the call there too.
         request = lambda s: Rpc("infer", kwargs | {"client_timeout": s} | server_deadline(s))  # noqa: E731
         result = yield from self.retried(request, deadline)

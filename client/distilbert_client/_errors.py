@@ -1,8 +1,7 @@
 """The exceptions a caller can catch, by kind (each a ``ClassifierError``), and the one place they are mapped.
 
 Every ``tritonclient`` or gRPC error is translated by ``map_error`` and raised ``from`` the original, so the
-traceback keeps both; ``message`` is the server's own text. Retried (``RetryPolicy``): ``ServerUnavailableError``,
-and ``ModelNotReadyError`` once the client has read the model's config (a reload, not a wrong name).
+traceback keeps both; ``message`` is the server's own text. Which kinds are retried: ``_retry.next_step``.
 """
 
 from __future__ import annotations
@@ -80,8 +79,8 @@ def map_error(error: BaseException) -> ClassifierError:
         return ClassifierError(str(error))
     if status is None:  # tritonclient raises without a status for mistakes it catches before sending
         return InvalidInputError(message)
-    # tritonclient's "StatusCode.NOT_FOUND" or a grpc.StatusCode → "NOT_FOUND"
-    status = status.name if isinstance(status, grpc.StatusCode) else str(status).rsplit(".", 1)[-1]
+    # tritonclient's "StatusCode.NOT_FOUND" or a grpc.StatusCode (whose str is the same) → "NOT_FOUND"
+    status = str(status).rsplit(".", 1)[-1]
     if status == "UNAVAILABLE" and any(phrase in message.lower() for phrase in _MODEL_NOT_READY_PHRASES):
         return ModelNotReadyError(message, status=status)
     if status == "INTERNAL" and all(phrase in message.lower() for phrase in _DEAD_STUB_PHRASES):

@@ -46,18 +46,14 @@ class Encoder:
         """Input name → one list of ids per text (unpadded), for the names the server takes."""
         if truncation not in (True, False, "right", "left"):
             raise InvalidInputError(f"truncation must be True, False, 'right' or 'left'; got {truncation!r}")
+        # verbose=False: no "longer than the maximum" warning, the server answers that as an error.
+        options = dict(truncation=bool(truncation), max_length=self.max_length if truncation else None, verbose=False)
         with self._lock:
             previous = self.tokenizer.truncation_side
             if isinstance(truncation, str):
                 self.tokenizer.truncation_side = truncation
             try:
-                encoded = self.tokenizer(
-                    list(texts),
-                    text_pair=None if text_pair is None else list(text_pair),
-                    truncation=bool(truncation),
-                    max_length=self.max_length if truncation else None,
-                    verbose=False,  # no "longer than the maximum" warning: the server answers that, as an error
-                )
+                encoded = self.tokenizer(texts, text_pair, **options)
             finally:
                 self.tokenizer.truncation_side = previous
         return {name: encoded[name] for name in self.input_names if name in encoded}
