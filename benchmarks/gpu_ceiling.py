@@ -185,6 +185,27 @@ def single_text_ms(engine, rows: list[np.ndarray], samples: int = 60) -> float:
     return statistics.median(latencies)
 
 
+def attention_overhead_sweep(engine, rows: list[np.ndarray], device, max_tokens: int = 32768) -> dict:
+    """Packed seq/s on ``rows`` by the ``attention_overhead_tokens`` knob (the planner's cost of one
+    attention chunk), default first. On a GPU each chunk costs kernel launches and Python in every
+    layer, so a larger value (fewer, more padded chunks) may pay; this measures it, nothing sets it yet.
+    """
+    from clf_serving.batching import token_budget_groups
+
+    lengths = np.array([len(r) for r in rows])
+    default, result = engine.packed.attention_overhead_tokens, {}
+    for overhead in (default, 1024, 16384, 1 << 20):
+
+        def packed_pass():
+            for group in token_budget_groups(lengths, max_tokens):
+                engine.packed.logits([rows[i] for i in group], [None] * len(group))
+
+        engine.packed.attention_overhead_tokens = overhead
+        result[str(overhead)] = timed(packed_pass, len(rows), device)
+    engine.packed.attention_overhead_tokens = default
+    return result
+
+
 def cudnn_attention_cost(engine, rows: list[np.ndarray]) -> dict:
     """Single-text ms with cuDNN's attention allowed (lengths it has not planned yet, then again) and without.
 
@@ -282,6 +303,8 @@ def measure(args) -> dict:
         if precision == "bf16" and device.type == "cuda":
             entry["sdpa_cudnn"] = cudnn_attention_cost(engine, rows)
             print(f"bf16 single text ms, cuDNN attention vs not: {entry['sdpa_cudnn']}", flush=True)
+            entry["attention_overhead_tokens"] = attention_overhead_sweep(engine, rows, device)
+            print(f"bf16 packed seq/s by attention_overhead_tokens: {entry['attention_overhead_tokens']}", flush=True)
         if precision == "fp32":
             entry["transformers_logits"] = transformers_logits(engine.model, rows, device)
         result["precisions"][precision] = entry

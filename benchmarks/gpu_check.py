@@ -562,6 +562,11 @@ def figures(check: Check) -> list[dict]:
             f"{precision} 128-token batches (in-process): packed / transformers",
             f"{fixed['packed_best']:,.0f} / {fixed['transformers_best']:,.0f} seq/s; single text {entry['single_text_ms']:.2f} ms",
         )
+        if sweep := entry.get("attention_overhead_tokens"):
+            row(
+                f"{precision} packed on the real texts by attention_overhead_tokens (default first)",
+                ", ".join(f"{k}: {v:,.0f}" for k, v in sweep.items()) + " seq/s",
+            )
         if cudnn := entry.get("sdpa_cudnn"):
             row(
                 f"{precision} single text with cuDNN attention (new lengths, then again) / without (as served)",
