@@ -32,7 +32,7 @@ import project_paths  # noqa: F401  (build/, docker/ and the models' packages by
 from corpus import english_texts
 from export import ServingConfig, write_model
 from launch import LocalServer, options_on_free_ports
-from perf_analyzer import run_perf_analyzer
+from perf_analyzer import model_counters, run_perf_analyzer
 from perf_text import write_token_input_data
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -132,11 +132,17 @@ def perf_variants(
     with local_server(repository) as server:
         for concurrency in loads:
             for name, serving in variants.items():
+                forward = ("forward_duration_us", "forward_passes")
+                before = model_counters(server.metrics_url, serving.model_name, "clf", forward)
                 result = run_perf_analyzer(
                     serving.model_name, server.grpc_url, data, concurrency=concurrency,
                     measurement_interval_ms=5000, stability_percentage=30,
                 )  # fmt: skip
-                print(f"{name} {env or ''} c={concurrency}: {result}", flush=True)
+                after = model_counters(server.metrics_url, serving.model_name, "clf", forward)
+                # The model's own forward time (clf_forward_duration_us_total), warm-up windows included.
+                passes = after["forward_passes"] - before["forward_passes"]
+                mean_ms = (after["forward_duration_us"] - before["forward_duration_us"]) / max(passes, 1) / 1e3
+                print(f"{name} {env or ''} c={concurrency}: {result}, mean forward {mean_ms:.2f} ms", flush=True)
 
 
 def instances() -> None:

@@ -38,6 +38,10 @@ class PerfResult:
     p90_ms: float
     p95_ms: float
     p99_ms: float
+    # Means per request, from the server's statistics (None where perf_analyzer could not read them):
+    # time in Triton's queue, and in the model (its input, execute and output stages together).
+    server_queue_ms: float | None = None
+    server_compute_ms: float | None = None
 
 
 def binary() -> Path:
@@ -102,7 +106,15 @@ def run_perf_analyzer(
         p90_ms=float(row["p90 latency"]) / 1e3,
         p95_ms=float(row["p95 latency"]) / 1e3,
         p99_ms=float(row["p99 latency"]) / 1e3,
+        server_queue_ms=_mean_ms(row, "Server Queue"),
+        server_compute_ms=_mean_ms(row, "Server Compute Input", "Server Compute Infer", "Server Compute Output"),
     )
+
+
+def _mean_ms(row: dict, *columns: str) -> float | None:
+    """The sum of perf_analyzer's mean-µs ``columns``, in ms; None if any is absent (no server statistics)."""
+    values = [row.get(column) for column in columns]
+    return None if any(v in (None, "") for v in values) else sum(float(v) for v in values) / 1e3
 
 
 def model_metrics(metrics_url: str, model: str) -> dict[str, float]:
