@@ -66,7 +66,9 @@ FALLBACK_MODULES = ("pytest", "pluggy", "iniconfig", "packaging")
 
 # (cap, floor) seconds per step: a step gets at most its cap, and never eats into the floors of the
 # steps after it; a step whose floor no longer fits is not run.
-BUDGETS = {"checkpoint": (150, 30), "pytest": (150, 60), "ceiling": (130, 60), "served": (260, 100)}
+# The ceiling took 84 s of its 130 on an H200 (2026-11-30); the cuDNN and attention-chunk measurements
+# added since need room before its last precision (fp16) is cut.
+BUDGETS = {"checkpoint": (150, 30), "pytest": (150, 60), "ceiling": (180, 60), "served": (260, 100)}
 AFTER_CUDA = {
     "pytest": "pytest tests/gpu (in-process CUDA tests; KIND_GPU server vs CPU transformers)",
     "ceiling": "the in-process GPU ceiling (benchmarks/gpu_ceiling.py)",
