@@ -45,6 +45,8 @@ def local_server(repository: Path) -> LocalServer:
 
 
 UNBOUNDED = dict(max_queue_size=0, queue_timeout_us=0)
+# The token model's counters behind its own mean forward time (clf_serving/metrics.py).
+FORWARD_COUNTERS = ("forward_duration_us", "forward_passes")
 
 
 def one_instance(model_dir: Path) -> None:
@@ -132,13 +134,12 @@ def perf_variants(
     with local_server(repository) as server:
         for concurrency in loads:
             for name, serving in variants.items():
-                forward = ("forward_duration_us", "forward_passes")
-                before = model_counters(server.metrics_url, serving.model_name, "clf", forward)
+                before = model_counters(server.metrics_url, serving.model_name, "clf", FORWARD_COUNTERS)
                 result = run_perf_analyzer(
                     serving.model_name, server.grpc_url, data, concurrency=concurrency,
                     measurement_interval_ms=5000, stability_percentage=30,
                 )  # fmt: skip
-                after = model_counters(server.metrics_url, serving.model_name, "clf", forward)
+                after = model_counters(server.metrics_url, serving.model_name, "clf", FORWARD_COUNTERS)
                 # The model's own forward time (clf_forward_duration_us_total), warm-up windows included.
                 passes = after["forward_passes"] - before["forward_passes"]
                 mean_ms = (after["forward_duration_us"] - before["forward_duration_us"]) / max(passes, 1) / 1e3

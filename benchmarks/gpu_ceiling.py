@@ -109,13 +109,18 @@ def transformers_logits(model, rows: list[np.ndarray], device, max_tokens: int =
     return out
 
 
+def packed_pass(engine, rows: list[np.ndarray], max_tokens: int) -> None:
+    """The packed forward over ``rows`` in length-sorted groups of at most ``max_tokens`` real tokens."""
+    from clf_serving.batching import token_budget_groups
+
+    for group in token_budget_groups([len(r) for r in rows], max_tokens):
+        engine.packed.logits([rows[i] for i in group], [None] * len(group))
+
+
 def throughputs(engine, rows: list[np.ndarray], device) -> dict:
     """seq/s of transformers (padded) and packed on ``rows``, per batch bound, and the best of each."""
     import torch
 
-    from clf_serving.batching import token_budget_groups
-
-    lengths = np.array([len(r) for r in rows])
     result: dict = {"transformers": {}, "packed": {}}
 
     for max_tokens in PADDED_TOKENS:
@@ -130,12 +135,8 @@ def throughputs(engine, rows: list[np.ndarray], device) -> dict:
         result["transformers"][str(max_tokens)] = timed(transformers_pass, len(rows), device)
 
     for max_tokens in PACKED_TOKENS:
-
-        def packed_pass(max_tokens=max_tokens):
-            for group in token_budget_groups(lengths, max_tokens):
-                engine.packed.logits([rows[i] for i in group], [None] * len(group))
-
-        result["packed"][str(max_tokens)] = timed(packed_pass, len(rows), device)
+        run = lambda max_tokens=max_tokens: packed_pass(engine, rows, max_tokens)  # noqa: E731
+        result["packed"][str(max_tokens)] = timed(run, len(rows), device)
     for way in ("transformers", "packed"):
         result[f"{way}_best"] = max(result[way].values())
     return result
@@ -190,18 +191,10 @@ def attention_overhead_sweep(engine, rows: list[np.ndarray], device, max_tokens:
     attention chunk), default first. On a GPU each chunk costs kernel launches and Python in every
     layer, so a larger value (fewer, more padded chunks) may pay; this measures it, nothing sets it yet.
     """
-    from clf_serving.batching import token_budget_groups
-
-    lengths = np.array([len(r) for r in rows])
     default, result = engine.packed.attention_overhead_tokens, {}
     for overhead in (default, 1024, 16384, 1 << 20):
-
-        def packed_pass():
-            for group in token_budget_groups(lengths, max_tokens):
-                engine.packed.logits([rows[i] for i in group], [None] * len(group))
-
         engine.packed.attention_overhead_tokens = overhead
-        result[str(overhead)] = timed(packed_pass, len(rows), device)
+        result[str(overhead)] = timed(lambda: packed_pass(engine, rows, max_tokens), len(rows), device)
     engine.packed.attention_overhead_tokens = default
     return result
 
