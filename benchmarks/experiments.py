@@ -7,9 +7,10 @@
     python benchmarks/experiments.py shared-cores   # 2 instances: a fixed thread each vs the cores shared by the busy
     python benchmarks/experiments.py batch-size     # max_batch_size 64 (the earlier default) vs 16, fp32, twice
     python benchmarks/experiments.py heap-growth    # RSS growth of the packed engine under mixed batches
-    python benchmarks/experiments.py single-text    # one text in-process, both GEMM paths and transformers, fp32
+    python benchmarks/experiments.py single-text    # one text in-process: both GEMM paths, ONNX Runtime, OpenVINO, fp32
     python benchmarks/experiments.py idle-spin      # libgomp's default idle spin vs the model's (cores.py), twice
     python benchmarks/experiments.py int8-gemm      # an encoder's linear layers: fp32 (oneDNN) vs int8, by rows
+    python benchmarks/experiments.py ipc-cost       # a Python-backend model's calls to the server: counters, cancellation
 
 Each prints one line per variant. Run on a quiet machine; quote the printed figures.
 """
@@ -267,6 +268,69 @@ print(f"RSS {base:.0f} -> {rss_mib():.0f} MiB ({(rss_mib() / base - 1) * 100:+.1
 """
 
 
+IPC_PROBE_CONFIG = """
+name: "ipc_probe"
+backend: "python"
+max_batch_size: 16
+input [ { name: "x" data_type: TYPE_INT64 dims: [ -1 ] } ]
+output [ { name: "increment_us" data_type: TYPE_FP64 dims: [ 1 ] }, { name: "is_cancelled_us" data_type: TYPE_FP64 dims: [ 1 ] } ]
+instance_group [ { kind: KIND_CPU count: 1 } ]
+dynamic_batching { }
+"""
+IPC_PROBE_MODEL = """
+import time
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+class TritonPythonModel:
+    def initialize(self, args):
+        self.family = pb_utils.MetricFamily(name="ipc_probe_total", description="probe", kind=pb_utils.MetricFamily.COUNTER)
+        self.counter = self.family.Metric(labels={"model": "ipc_probe"})
+
+    def execute(self, requests):
+        started = time.perf_counter()
+        for _ in range(6):  # as many as the token model's counters per forward
+            self.counter.increment(1)
+        increment_us = (time.perf_counter() - started) / 6 * 1e6
+        started = time.perf_counter()
+        for request in requests:
+            request.is_cancelled()
+        is_cancelled_us = (time.perf_counter() - started) / len(requests) * 1e6
+        out = [np.array([[increment_us]]), np.array([[is_cancelled_us]])]
+        tensors = [pb_utils.Tensor(n, a) for n, a in zip(("increment_us", "is_cancelled_us"), out)]
+        return [pb_utils.InferenceResponse(tensors) for _ in requests]
+"""
+
+
+def ipc_cost() -> None:
+    """What one call from a Python-backend model to the server costs: ``Metric.increment`` and
+    ``request.is_cancelled()``, timed inside a probe model over 1,000 lone requests (medians), and the
+    request's whole round trip through gRPC and Triton as the client sees it."""
+    import tritonclient.grpc as grpcclient
+
+    with tempfile.TemporaryDirectory() as folder:
+        model = Path(folder) / "ipc_probe"
+        (model / "1").mkdir(parents=True)
+        (model / "config.pbtxt").write_text(IPC_PROBE_CONFIG)
+        (model / "1" / "model.py").write_text(IPC_PROBE_MODEL)
+        with local_server(Path(folder)) as server:
+            client = grpcclient.InferenceServerClient(server.grpc_url)
+            request = grpcclient.InferInput("x", [1, 20], "INT64").set_data_from_numpy(np.ones((1, 20), np.int64))
+            timings = {"round trip": [], "increment_us": [], "is_cancelled_us": []}
+            for _ in range(1000):
+                started = time.perf_counter()
+                result = client.infer("ipc_probe", [request])
+                timings["round trip"].append((time.perf_counter() - started) * 1e6)
+                for name in ("increment_us", "is_cancelled_us"):
+                    timings[name].append(float(result.as_numpy(name)[0, 0]))
+    medians = {name: statistics.median(values) for name, values in timings.items()}
+    print(
+        f"Metric.increment {medians['increment_us']:.0f} µs, request.is_cancelled() {medians['is_cancelled_us']:.0f} µs, "
+        f"a lone request's round trip through an empty model {medians['round trip']:.0f} µs (medians of 1,000)",
+        flush=True,
+    )
+
+
 def heap_growth() -> None:
     """40 s of random 1–64-text batches after 15 s of warm-up, fp32, in a fresh process per setting."""
     model_dir = PROJECT / "model_repository" / "distilbert_classifier" / "1"
@@ -279,26 +343,37 @@ def heap_growth() -> None:
 
 
 def single_text() -> None:
-    """One text of 16, 40 and 80 tokens in-process, 2 threads, fp32, median of 30 after 5 warm-ups:
-    the packed forward on each GEMM path, and ``transformers`` at 40 tokens."""
+    """One text of 16, 40 and 80 tokens in-process, 2 threads, fp32, median of 30 after 5 warm-ups, two
+    rounds: the packed forward on each GEMM path beside ONNX Runtime (BERT fusions) and OpenVINO f32 on
+    the same ids (what the concurrency-1 target compares with), and ``transformers`` at 40 tokens."""
 
     import torch
-    from transformers import AutoModelForSequenceClassification
+
+    from alternatives import export_onnx, fuse_for_bert, load_model, onnxruntime_forward, openvino_forward
 
     sys.path.insert(0, str(PROJECT / "model_repository" / "distilbert_classifier" / "1"))
     from clf_serving.packed import PackedClassifier
 
     torch.set_num_threads(2)
-    model = AutoModelForSequenceClassification.from_pretrained(FULL).eval()
+    model = load_model(FULL)
     rng = np.random.default_rng(0)
     texts = {n: np.concatenate([[101], rng.integers(1000, 20000, n - 2), [102]]).astype(np.int64) for n in (16, 40, 80)}
+    with tempfile.TemporaryDirectory() as folder:
+        onnx = export_onnx(model, Path(folder) / "model.onnx")
+        fused, _ = fuse_for_bert(onnx, Path(folder) / "model-fused.onnx", model.config.n_heads, model.config.dim)
+        forwards = {
+            "ONNX Runtime (BERT fusions)": onnxruntime_forward(fused, 2),
+            "OpenVINO f32": openvino_forward(onnx, "fp32", 2)[0],
+        }
     for gemm in ("onednn", "aten"):
         packed = PackedClassifier(model, gemm=gemm)
+        forwards[f"packed {gemm}"] = lambda ids, mask, packed=packed: packed.logits([ids[0]], [None])
+    for round_ in (1, 2):
         for n, ids in texts.items():
-            print(
-                f"{gemm}, {n} tokens: {median_ms(lambda ids=ids, packed=packed: packed.logits([ids], [None])):.2f} ms",
-                flush=True,
-            )
+            batch, mask = ids[None], np.ones((1, n), dtype=np.int64)
+            ms = {name: median_ms(lambda f=f, b=batch, m=mask: f(b, m)) for name, f in forwards.items()}
+            timings = ", ".join(f"{name} {t:.2f} ms" for name, t in ms.items())
+            print(f"round {round_}, {n} tokens: {timings}", flush=True)
     with torch.inference_mode():
         ids = torch.from_numpy(texts[40])[None]
         print(f"transformers, 40 tokens: {median_ms(lambda: model(ids)):.2f} ms", flush=True)
@@ -315,6 +390,7 @@ EXPERIMENTS = {
     "single-text": single_text,
     "idle-spin": idle_spin,
     "int8-gemm": int8_gemm,
+    "ipc-cost": ipc_cost,
 }
 
 

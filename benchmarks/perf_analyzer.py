@@ -20,6 +20,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,7 +133,15 @@ def model_metrics(metrics_url: str, model: str) -> dict[str, float]:
 
 
 def model_counters(metrics_url: str, model: str, family: str, names: tuple[str, ...]) -> dict[str, float]:
-    """The counters ``<family>_<name>_total`` of ``model``, by name; one the server does not (yet) export reads 0."""
+    """The counters ``<family>_<name>_total`` of ``model``, by name; one the server does not (yet) export reads 0.
+
+    The models send their counters every ``FLUSH_S`` (``outcomes.Counters``), so this first waits that out:
+    what the traffic just before was counted is then in.
+    """
+    import project_paths  # noqa: F401  (the models' packages by name)
+    from clf_serving.outcomes import FLUSH_S
+
+    time.sleep(FLUSH_S + 0.1)
     metrics = model_metrics(metrics_url, model)
     return {name: metrics.get(f"{family}_{name}_total", 0.0) for name in names}
 

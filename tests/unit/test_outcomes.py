@@ -1,6 +1,7 @@
 """Per-request outcomes shared by both models (``outcomes.py``), with stand-ins for Triton's ``pb_utils``."""
 
 import json
+import threading
 import time
 from types import SimpleNamespace
 
@@ -12,8 +13,8 @@ from clf_serving.metrics import ForwardMetrics
 from clf_serving.outcomes import (
     DEADLINE_PARAMETER,
     DROP_REASONS,
+    Counters,
     Dropped,
-    counters,
     drop_abandoned,
     error_response,
     expire,
@@ -27,10 +28,11 @@ from distilbert_client._errors import map_error
 
 class Counter:
     def __init__(self, labels):
-        self.labels, self.value = labels, 0
+        self.labels, self.value, self.threads = labels, 0, set()
 
     def increment(self, by):
         self.value += by
+        self.threads.add(threading.current_thread().name)
 
 
 class MetricFamily:
@@ -80,21 +82,22 @@ def stamped(left_s: float, timeout_s: float = 0.5) -> Request:
 
 
 def test_abandoned_requests_are_dropped_and_counted_by_reason():
-    _, metrics = counters(MetricFamily, {"model": "m"}, {"dropped": ("x_dropped_total", "")})
+    metrics = Counters(MetricFamily, {"model": "m"}, {"dropped": ("x_dropped_total", "")}, flush_s=None)
     dropped = metrics["dropped"]
     live = Request(cancelled=False, timeout_us=500_000)
 
     assert drop_abandoned(live, dropped) is live
     expired = drop_abandoned(Request(cancelled=True, timeout_us=500_000), dropped)
     cancelled = drop_abandoned(Request(cancelled=True, timeout_us=0), dropped)
+    metrics.flush()
 
     assert (expired.reason, cancelled.reason) == DROP_REASONS
-    assert {reason: counter.value for reason, counter in dropped.items()} == {"expired": 1, "cancelled": 1}
-    assert dropped["expired"].labels == {"model": "m", "reason": "expired"}
+    assert {reason: counter.metric.value for reason, counter in dropped.items()} == {"expired": 1, "cancelled": 1}
+    assert dropped["expired"].metric.labels == {"model": "m", "reason": "expired"}
 
 
 def test_a_request_whose_stamped_deadline_passed_or_comes_too_soon_is_dropped_as_expired():
-    _, metrics = counters(MetricFamily, {"model": "m"}, {"dropped": ("x_dropped_total", "")})
+    metrics = Counters(MetricFamily, {"model": "m"}, {"dropped": ("x_dropped_total", "")}, flush_s=None)
     dropped = metrics["dropped"]
     in_time = stamped(left_s=0.4)
 
@@ -104,7 +107,8 @@ def test_a_request_whose_stamped_deadline_passed_or_comes_too_soon_is_dropped_as
 
     assert isinstance(passed, Dropped) and passed.reason == "expired" and "deadline comes in 0 ms" in str(passed)
     assert too_soon.reason == "expired" and "deadline comes in 120 ms, before the answer" in str(too_soon)
-    assert {reason: counter.value for reason, counter in dropped.items()} == {"expired": 2, "cancelled": 0}
+    metrics.flush()
+    assert {reason: counter.metric.value for reason, counter in dropped.items()} == {"expired": 2, "cancelled": 0}
 
 
 @pytest.mark.parametrize(
@@ -126,7 +130,7 @@ def test_time_left_is_read_from_the_callers_stamp_only_where_it_is_plausible(mak
 
 
 def test_the_client_library_stamps_the_parameter_the_models_read_and_reads_their_expired_answer():
-    _, metrics = counters(MetricFamily, {"model": "m"}, {"dropped": ("x_dropped_total", "")})
+    metrics = Counters(MetricFamily, {"model": "m"}, {"dropped": ("x_dropped_total", "")}, flush_s=None)
     answer = InferenceServerException(msg=str(expire(0.1, metrics["dropped"])), status="StatusCode.CANCELLED")
 
     assert CLIENT_DEADLINE_PARAMETER == DEADLINE_PARAMETER
@@ -156,12 +160,13 @@ def test_requests_that_share_a_failure_get_an_error_object_each():
 
 
 def test_forward_metrics_count_each_forward():
-    metrics = ForwardMetrics(MetricFamily, {"model": "m"})
+    metrics = ForwardMetrics(MetricFamily, {"model": "m"}, flush_s=None)
     stats = [ForwardStats(rows=3, real_tokens=30, padded_tokens=32, attention_tokens=36)] * 2
 
     metrics.record(stats, duration_us=1500.0)
+    metrics.counters.flush()
 
-    values = {key: c.value for key, c in metrics.counters.items() if key != "dropped"}
+    values = {key: c.metric.value for key, c in metrics.counters.items() if key != "dropped"}
     assert values == {
         "forwards": 2,
         "sequences": 6,
@@ -171,3 +176,19 @@ def test_forward_metrics_count_each_forward():
         "forward_us": 1500.0,
     }
     assert set(metrics.dropped) == set(DROP_REASONS)
+
+
+def test_counters_reach_the_server_from_their_own_thread_not_the_requests():
+    # Each pb_utils Metric.increment is a round trip to the server: none may delay an answer.
+    counters = Counters(MetricFamily, {"model": "m"}, {"rows": ("x_rows_total", "")}, flush_s=0.01)
+    rows = counters["rows"]
+    rows.increment(3)
+    rows.increment(4)
+    sent_by = time.monotonic() + 10
+    while rows.metric.value != 7 and time.monotonic() < sent_by:
+        time.sleep(0.01)
+
+    assert rows.metric.value == 7 and rows.metric.threads == {"counters"}
+    rows.increment(2)
+    counters.close()  # finalize: what is left is sent, the thread ends
+    assert rows.metric.value == 9 and not any(t.name == "counters" for t in threading.enumerate())

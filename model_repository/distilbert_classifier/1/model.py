@@ -55,9 +55,8 @@ class TritonPythonModel:
 
         checkpoint = Path(args["model_repository"]) / args["model_version"] / self.settings.checkpoint
         self.engine = ClassifierEngine.load(checkpoint, self.device, self.settings)
-        self.metrics = ForwardMetrics(
-            pb_utils.MetricFamily, {"model": args["model_name"], "version": args["model_version"]}
-        )
+        labels = {"model": args["model_name"], "version": args["model_version"]}
+        self.metrics = ForwardMetrics(pb_utils.MetricFamily, labels)
         self.rate = TokenRate()
         pb_utils.Logger.log_info(
             f"{args['model_name']}: {self.engine.problem_type}, {self.engine.num_labels} labels, "
@@ -144,6 +143,7 @@ class TritonPythonModel:
         return pb_utils.InferenceResponse([pb_utils.Tensor("logits", logits), pb_utils.Tensor("probabilities", scores)])
 
     def finalize(self) -> None:
+        self.metrics.close()
         self.cores.close()
         self.engine = None
         if torch.cuda.is_available():

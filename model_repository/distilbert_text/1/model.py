@@ -30,7 +30,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from text_serving.batching import all_rows, chunk_deadlines, split_answers  # noqa: E402
 from text_serving.encoding import load_tokenizer, pad_rows, tokenize_requests, top_labels, warm_up  # noqa: E402
 from text_serving.metrics import COUNTERS  # noqa: E402
-from text_serving.outcomes import Dropped, counters, drop_abandoned, error_response, time_left_s  # noqa: E402
+from text_serving.outcomes import Counters, Dropped, drop_abandoned, error_response, time_left_s  # noqa: E402
 from text_serving.relay import deadline_arguments, relayed_error  # noqa: E402
 from text_serving.settings import check_checkpoint_facts, read_max_batch_size, read_text_settings  # noqa: E402
 from text_serving.validation import InvalidText, parse_options, request_items  # noqa: E402
@@ -49,7 +49,7 @@ class TritonPythonModel:
         self.tokenizer = load_tokenizer(folder)
         self.pad_id = int(self.tokenizer.pad_token_id or 0)
         labels = {"model": args["model_name"], "version": args["model_version"]}
-        self.families, self.metrics = counters(pb_utils.MetricFamily, labels, COUNTERS)
+        self.metrics = Counters(pb_utils.MetricFamily, labels, COUNTERS)
         warm_up(self.tokenizer, self.settings.defaults, self.settings.max_sequence_length)
         pb_utils.Logger.log_info(
             f"{args['model_name']}: tokenizer {folder}, classifier {self.settings.classifier_model} "
@@ -146,4 +146,5 @@ class TritonPythonModel:
         return tuple(pb_utils.get_output_tensor_by_name(response, name).as_numpy() for name in OUTPUTS)
 
     def finalize(self) -> None:
+        self.metrics.close()
         self.tokenizer = None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .outcomes import counters
+from .outcomes import FLUSH_S, Counters
 
 COUNTERS = {
     "forwards": ("clf_forward_passes_total", "Forward passes run by the classifier"),
@@ -25,8 +25,8 @@ COUNTERS = {
 class ForwardMetrics:
     """The token model's counters; ``metric_family`` is ``pb_utils.MetricFamily``."""
 
-    def __init__(self, metric_family, labels: dict[str, str]):
-        self.families, self.counters = counters(metric_family, labels, COUNTERS)
+    def __init__(self, metric_family, labels: dict[str, str], flush_s: float | None = FLUSH_S):
+        self.counters = Counters(metric_family, labels, COUNTERS, flush_s)
         self.dropped = self.counters["dropped"]
 
     def record(self, stats, duration_us: float) -> None:
@@ -41,3 +41,6 @@ class ForwardMetrics:
             ):
                 self.counters[key].increment(value)
         self.counters["forward_us"].increment(duration_us)
+
+    def close(self) -> None:
+        self.counters.close()

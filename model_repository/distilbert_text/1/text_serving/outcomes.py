@@ -11,10 +11,14 @@ fails another's. This file has a byte-identical copy in each model's package (``
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 # Why a request was dropped before its forward pass: the ``reason`` label of the dropped counters.
 DROP_REASONS = ("expired", "cancelled")
+# How often the counters' increments are sent to the server (``Counters``): Prometheus scrapes every
+# 15 s or so, so a scrape never sees the lag; whoever reads the counters right after traffic waits it out.
+FLUSH_S = 0.5
 # The request parameter that carries the caller's deadline, in milliseconds since the Unix epoch.
 # The client library sends it with each request of a call that has a deadline (``distilbert_client._core``).
 DEADLINE_PARAMETER = "deadline_unix_ms"
@@ -110,15 +114,66 @@ def error_response(pb_utils, outcome, invalid_input: type):
     return pb_utils.InferenceResponse(error=pb_utils.TritonError(message, *(() if code is None else (code,))))
 
 
-def counters(metric_family, labels: dict[str, str], specs: dict[str, tuple[str, str]]) -> tuple[list, dict]:
-    """Prometheus counters (``pb_utils.MetricFamily``): their families, to keep alive, and the counter for each
-    key of ``specs`` (key → (metric name, description)). ``"dropped"``: one counter per reason, by reason."""
-    families, metrics = [], {}
-    for key, (name, description) in specs.items():
-        family = metric_family(name=name, description=description, kind=metric_family.COUNTER)
-        families.append(family)  # a Metric is only valid while its MetricFamily lives
-        if key == "dropped":
-            metrics[key] = {reason: family.Metric(labels={**labels, "reason": reason}) for reason in DROP_REASONS}
-        else:
-            metrics[key] = family.Metric(labels=labels)
-    return families, metrics
+class Counter:
+    """One Prometheus counter whose increments add up here until its ``Counters`` sends them."""
+
+    def __init__(self, metric, lock: threading.Lock):
+        self.metric = metric  # the pb_utils Metric, on the server's side
+        self._lock = lock
+        self._pending = 0.0
+
+    def increment(self, value: float) -> None:
+        with self._lock:
+            self._pending += value
+
+    def flush(self) -> None:
+        with self._lock:
+            value, self._pending = self._pending, 0.0
+        if value:
+            self.metric.increment(value)
+
+
+class Counters(dict):
+    """Prometheus counters (``pb_utils.MetricFamily``), a ``Counter`` for each key of ``specs`` (key →
+    (metric name, description)); ``"dropped"``: one counter per reason, by reason.
+
+    Each ``Metric.increment`` is a round trip from the model's process to the server: ~90 µs each on
+    the 2-core development machine (``benchmarks/experiments.py ipc-cost``), and the token model makes
+    six per forward, ~0.5 ms of a lone request's answer. So increments only add up in the request's
+    path, and a thread sends them every ``flush_s`` seconds (None: only ``flush`` does); ``close``
+    sends what is left and stops it.
+    """
+
+    def __init__(self, metric_family, labels: dict[str, str], specs: dict, flush_s: float | None = FLUSH_S):
+        super().__init__()
+        lock = threading.Lock()
+        self.families = []  # a Metric is only valid while its MetricFamily lives
+        for key, (name, description) in specs.items():
+            family = metric_family(name=name, description=description, kind=metric_family.COUNTER)
+            self.families.append(family)
+            if key == "dropped":
+                self[key] = {r: Counter(family.Metric(labels={**labels, "reason": r}), lock) for r in DROP_REASONS}
+            else:
+                self[key] = Counter(family.Metric(labels=labels), lock)
+        self._stop = threading.Event()
+        self._thread = None
+        if flush_s is not None:
+            self._thread = threading.Thread(target=self._send, args=(flush_s,), name="counters", daemon=True)
+            self._thread.start()
+
+    def _send(self, every_s: float) -> None:
+        while not self._stop.wait(every_s):
+            self.flush()
+
+    def flush(self) -> None:
+        """Send every counter's increments since the last flush."""
+        for counter in self.values():
+            for one in counter.values() if isinstance(counter, dict) else (counter,):
+                one.flush()
+
+    def close(self) -> None:
+        """Stop the thread and send what is left (the model's ``finalize``)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self.flush()
