@@ -3,7 +3,8 @@
 Each stage of ``execute`` keeps one entry per request: its data, or what ends it — ``Dropped``
 (nobody waits for the answer any more), the model's own invalid-input error, or a
 ``TritonError`` — so every request gets exactly one response and one request's failure never
-fails another's. This file has a byte-identical copy in each model's package (``clf_serving``,
+fails another's. The models' Prometheus counters live here too (``Counters``), sent to the server off
+the requests' path. This file has a byte-identical copy in each model's package (``clf_serving``,
 ``text_serving``): Triton loads each model folder on its own, so neither can import the other's;
 ``tests/unit/test_settings.py`` keeps the copies equal.
 """
@@ -137,7 +138,7 @@ class Counters(dict):
     """Prometheus counters (``pb_utils.MetricFamily``), a ``Counter`` for each key of ``specs`` (key →
     (metric name, description)); ``"dropped"``: one counter per reason, by reason.
 
-    Each ``Metric.increment`` is a round trip from the model's process to the server: ~90 µs each on
+    Each ``Metric.increment`` is a round trip from the model's process to the server: ~100 µs each on
     the 2-core development machine (``benchmarks/experiments.py ipc-cost``), and the token model makes
     six per forward, ~0.5 ms of a lone request's answer. So increments only add up in the request's
     path, and a thread sends them every ``flush_s`` seconds (None: only ``flush`` does); ``close``
