@@ -36,7 +36,7 @@ import numpy as np
 
 import project_paths  # noqa: F401  (build/, docker/ and the models' packages by name)
 from alternatives import Alternative, best_latency, best_throughput, measure_alternatives
-from ceiling import Ceiling, measure_ceiling
+from ceiling import BATCH_TOKENS, Ceiling, measure_ceiling
 from checkpoints import write_checkpoint
 from corpus import english_texts
 from export import ServingConfig, TextModelConfig, write_model, write_text_model
@@ -254,14 +254,18 @@ def write_reports(
         histogram(lengths),
         "```",
         "",
-        "| precision | in-process: transformers sorted (seq/s) | in-process: packed (seq/s) | ceiling | single text (ms) |",
+        "| precision | in-process: transformers sorted (seq/s, batch tokens) | in-process: packed (seq/s, batch tokens) "
+        "| ceiling | single text (ms) |",
         "| --- | --- | --- | --- | --- |",
     ]
     for c in ceilings.values():
         # At int8 the transformers strategy is not timed: only the packed forward is int8 (ceiling.py).
-        transformers = "—" if c.transformers_seq_s is None else f"{c.transformers_seq_s:.1f}"
+        transformers = (
+            "—" if c.transformers_seq_s is None else f"{c.transformers_seq_s:.1f} ({c.transformers_tokens:,})"
+        )
         lines.append(
-            f"| {c.precision} | {transformers} | {c.packed_seq_s:.1f} | {c.seq_s:.1f} | {c.single_text_ms:.1f} |"
+            f"| {c.precision} | {transformers} | {c.packed_seq_s:.1f} ({c.packed_tokens:,}) | {c.seq_s:.1f} | "
+            f"{c.single_text_ms:.1f} |"
         )
     naive_in = [f"{p} in {NAIVE_PRECISION[p]}" for p in ceilings if p in NAIVE_PRECISION]
     lines += [
@@ -307,19 +311,21 @@ def alternatives_section(rows: list[Row], ceilings: dict[str, Ceiling], alternat
         "## What a CPU user would run instead",
         "",
         "In-process, on the same texts and threads, at the ceiling's best case (the whole set sorted by length, "
-        "padded batches of ≤ 4,096 tokens): the checkpoint exported to ONNX by this run (`benchmarks/alternatives.py`). "
+        "padded batches of ≤ N tokens, each runtime at its fastest N of "
+        f"{', '.join(f'{n:,}' for n in BATCH_TOKENS)}): the checkpoint exported to ONNX by this run "
+        "(`benchmarks/alternatives.py`). "
         "Max |Δlogit| is against `transformers` fp32 on every text (int8's tolerance is relative to the largest "
         "logit: `alternatives.TOLERANCE`); a row over its tolerance is marked and never counted as the best "
         "alternative. Top label as fp32: the share of texts whose argmax is `transformers` fp32's.",
         "",
-        "| runtime | precision | ran | seq/s | single text (ms) | max abs Δlogit | tolerance | top label as fp32 "
-        "| notes |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| runtime | precision | ran | seq/s | batch tokens | single text (ms) | max abs Δlogit | tolerance "
+        "| top label as fp32 | notes |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for a in alternatives:
         mark = "" if a.correct else " ✗ wrong answers"
         lines.append(
-            f"| {a.runtime} | {a.precision} | {a.executed} | {a.seq_s:.1f} | {a.single_text_ms:.1f} | "
+            f"| {a.runtime} | {a.precision} | {a.executed} | {a.seq_s:.1f} | {a.batch_tokens:,} | {a.single_text_ms:.1f} | "
             f"{a.max_abs_diff:.1e}{mark} | {a.tolerance:.0e} | {100 * a.agreement:.1f} % | {a.note} |"
         )
     lines += [
