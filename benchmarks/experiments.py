@@ -11,6 +11,7 @@
     python benchmarks/experiments.py idle-spin      # libgomp's default idle spin vs the model's (cores.py), twice
     python benchmarks/experiments.py int8-gemm      # an encoder's linear layers: fp32 (oneDNN) vs int8, by rows
     python benchmarks/experiments.py ipc-cost       # a Python-backend model's calls to the server: counters, cancellation
+    python benchmarks/experiments.py forward-size   # fp32 at 64 callers: larger server batches, one instance or two
 
 Each prints one line per variant. Run on a quiet machine; quote the printed figures.
 """
@@ -47,7 +48,7 @@ def local_server(repository: Path) -> LocalServer:
 
 UNBOUNDED = dict(max_queue_size=0, queue_timeout_us=0)
 # The token model's counters behind its own mean forward time (clf_serving/metrics.py).
-FORWARD_COUNTERS = ("forward_duration_us", "forward_passes")
+FORWARD_COUNTERS = ("forward_duration_us", "forward_passes", "forward_sequences")
 
 
 def one_instance(model_dir: Path) -> None:
@@ -144,7 +145,11 @@ def perf_variants(
                 # The model's own forward time (clf_forward_duration_us_total), warm-up windows included.
                 passes = after["forward_passes"] - before["forward_passes"]
                 mean_ms = (after["forward_duration_us"] - before["forward_duration_us"]) / max(passes, 1) / 1e3
-                print(f"{name} {env or ''} c={concurrency}: {result}, mean forward {mean_ms:.2f} ms", flush=True)
+                texts = (after["forward_sequences"] - before["forward_sequences"]) / max(passes, 1)
+                print(
+                    f"{name} {env or ''} c={concurrency}: {result}, mean forward {mean_ms:.2f} ms of {texts:.1f} texts",
+                    flush=True,
+                )
 
 
 def instances() -> None:
@@ -238,6 +243,19 @@ def batch_size() -> None:
         "max_batch_size 16 (the default)": ServingConfig(model_name="b16", instance_kind="cpu"),
     }
     perf_variants(variants, loads=(16, 64, 16, 64))
+
+
+def forward_size() -> None:
+    """fp32 at 64 callers, twice: does the server gain from larger forwards? The packed forward in-process
+    is fastest at ~2,048-token batches (docs/BENCHMARKS.md); the server's are ≤ 16 texts (~540 tokens)."""
+    variants = {
+        "2 instances, max_batch_size 16 (the default)": ServingConfig(model_name="b16", instance_kind="cpu"),
+        "2 instances, max_batch_size 64": ServingConfig(model_name="b64", instance_kind="cpu", max_batch_size=64),
+        "1 instance x 2 threads, max_batch_size 64": ServingConfig(
+            model_name="one64", instance_kind="cpu", instance_count=1, max_batch_size=64, **UNBOUNDED
+        ),
+    }
+    perf_variants(variants, loads=(64, 64))
 
 
 HEAP_PROBE = """
@@ -391,6 +409,7 @@ EXPERIMENTS = {
     "idle-spin": idle_spin,
     "int8-gemm": int8_gemm,
     "ipc-cost": ipc_cost,
+    "forward-size": forward_size,
 }
 
 
