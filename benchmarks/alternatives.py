@@ -55,7 +55,7 @@ from pathlib import Path
 import numpy as np
 
 import project_paths
-from ceiling import BATCH_TOKENS, padded_batches
+from ceiling import BATCH_TOKENS, fastest, padded_batches
 from corpus import english_texts
 
 INPUTS = ("input_ids", "attention_mask")
@@ -236,17 +236,12 @@ def measure(
 
     ``batch_sets``: the set cut into padded batches, by tokens per batch (``ceiling.BATCH_TOKENS``)."""
     logits = np.zeros_like(reference)
-    best = (0.0, 0)
-    for tokens, batches in batch_sets.items():
-        for rows, ids, mask in batches:  # warm-up, and the answers checked below
+
+    def run(tokens: int) -> None:  # every pass keeps its answers: they are checked below
+        for rows, ids, mask in batch_sets[tokens]:
             logits[rows] = forward(ids, mask)
-        times = []
-        for _ in range(repeats):
-            started = time.perf_counter()
-            for _, ids, mask in batches:
-                forward(ids, mask)
-            times.append(time.perf_counter() - started)
-        best = max(best, (len(reference) / statistics.median(times), tokens))
+
+    seq_s, tokens = fastest(run, len(reference), repeats)
     for row in singles:  # every shape once before timing, as a server that has warmed up
         forward(row, np.ones_like(row))
     latencies = []
@@ -256,7 +251,7 @@ def measure(
         latencies.append((time.perf_counter() - started) * 1e3)
     max_abs_diff = float(np.abs(logits - reference).max())
     agreement = float((logits.argmax(axis=1) == reference.argmax(axis=1)).mean())
-    return *best, statistics.median(latencies), max_abs_diff, agreement
+    return seq_s, tokens, statistics.median(latencies), max_abs_diff, agreement
 
 
 def measure_alternatives(

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +51,21 @@ class Ceiling:
     @property
     def seq_s(self) -> float:
         return max(self.transformers_seq_s or 0.0, self.packed_seq_s)
+
+
+def fastest(run: Callable[[int], None], count: int, repeats: int) -> tuple[float, int]:
+    """(sequences/s, batch tokens) of ``run(tokens)``, a pass over ``count`` sequences in batches of at most
+    ``tokens`` tokens, at its fastest of ``BATCH_TOKENS``: one warm-up pass each, then the median of ``repeats``."""
+    best = (0.0, 0)
+    for tokens in BATCH_TOKENS:
+        run(tokens)  # warm-up: allocator, kernels for these shapes
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            run(tokens)
+            times.append(time.perf_counter() - started)
+        best = max(best, (count / statistics.median(times), tokens))
+    return best
 
 
 def padded_batches(rows, max_tokens: int = 4096, pad_id: int = 0) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -103,19 +119,6 @@ def measure_ceiling(
         for group in token_budget_groups(lengths, tokens):
             engine.packed.logits([rows[i] for i in group], [None] * len(group))
 
-    def best_throughput(run) -> tuple[float, int]:
-        """(sequences/s, batch tokens) of ``run`` at its fastest batch size."""
-        best = (0.0, 0)
-        for tokens in BATCH_TOKENS:
-            run(tokens)  # warm-up: allocator, oneDNN kernels for these shapes
-            times = []
-            for _ in range(repeats):
-                started = time.perf_counter()
-                run(tokens)
-                times.append(time.perf_counter() - started)
-            best = max(best, (len(rows) / statistics.median(times), tokens))
-        return best
-
     def single_text_ms() -> float:
         # Evenly spaced over the set, so the sample has the length mix perf_analyzer sends.
         sample = rows[:: max(1, len(rows) // latency_texts)]
@@ -127,8 +130,10 @@ def measure_ceiling(
             latencies.append((time.perf_counter() - started) * 1e3)
         return statistics.median(latencies)
 
-    transformers, transformers_tokens = (None, None) if precision == "int8" else best_throughput(transformers_pass)
-    packed, packed_tokens = best_throughput(packed_pass)
+    transformers, transformers_tokens = (
+        (None, None) if precision == "int8" else fastest(transformers_pass, len(rows), repeats)
+    )
+    packed, packed_tokens = fastest(packed_pass, len(rows), repeats)
     return Ceiling(
         precision=precision,
         threads=threads,
