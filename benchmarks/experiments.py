@@ -12,6 +12,7 @@
     python benchmarks/experiments.py int8-gemm      # an encoder's linear layers: fp32 (oneDNN) vs int8, by rows
     python benchmarks/experiments.py ipc-cost       # a Python-backend model's calls to the server: counters, cancellation
     python benchmarks/experiments.py forward-size   # fp32 at 64 callers: larger server batches, one instance or two
+    python benchmarks/experiments.py cpu-share      # fp32 and int8 at 16 and 64 callers: whose the cores' time is
 
 Each prints one line per variant. Run on a quiet machine; quote the printed figures.
 """
@@ -258,6 +259,89 @@ def forward_size() -> None:
     perf_variants(variants, loads=(64, 64))
 
 
+# Processes by the name the kernel keeps (15 characters at most): who spends the cores' time under load.
+PROCESS_ROLES = {"triton_python_b": "model instances", "tritonserver": "server", "perf_analyzer": "perf_analyzer"}
+
+
+def cpu_seconds_by_role() -> dict[str, float]:
+    """CPU seconds (user + system) that each role's live processes have spent so far, by pid."""
+    tick = os.sysconf("SC_CLK_TCK")
+    spent: dict[str, float] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # exited while listed
+            continue
+        name, fields = text[text.index("(") + 1 : text.rindex(")")], text[text.rindex(")") + 2 :].split()
+        if (role := PROCESS_ROLES.get(name)) is not None:
+            spent[f"{role} {stat.parent.name}"] = (int(fields[11]) + int(fields[12])) / tick
+    return spent
+
+
+def machine_busy_seconds() -> tuple[float, float]:
+    """(busy, all) CPU seconds of the whole machine since boot, from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]  # idle, iowait
+    return (sum(values[:8]) - idle) / os.sysconf("SC_CLK_TCK"), sum(values[:8]) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_share() -> None:
+    """fp32 and int8 at 16 and 64 callers: the share of the two cores' time that the model instances, the
+    server process and perf_analyzer each took while perf_analyzer ran, beside the instances' forward
+    time. In-process runtimes have the cores to themselves; served, the load generator and gRPC run on
+    them too, so this bounds what served ÷ in-process can reach on this machine."""
+    variants = {
+        "fp32": ServingConfig(model_name="fp32", instance_kind="cpu"),
+        "int8": ServingConfig(model_name="int8", instance_kind="cpu", precision="int8"),
+    }
+    from transformers import AutoTokenizer
+
+    repository = Path(tempfile.mkdtemp())
+    for serving in variants.values():
+        write_model(FULL, repository, serving)
+    ids = AutoTokenizer.from_pretrained(FULL)(english_texts(600), truncation=True)["input_ids"]
+    data = write_token_input_data(ids, repository / "input_data.json")
+    with local_server(repository) as server:
+        for concurrency in (16, 64):
+            for name, serving in variants.items():
+                last: dict[str, float] = {}
+                first = cpu_seconds_by_role()
+                done = threading.Event()
+
+                def sample(last=last, done=done) -> None:  # perf_analyzer's own times vanish when it exits
+                    while not done.wait(0.1):
+                        last.update(cpu_seconds_by_role())
+
+                sampler = threading.Thread(target=sample)
+                busy, total = machine_busy_seconds()
+                before = model_counters(server.metrics_url, serving.model_name, "clf", FORWARD_COUNTERS)
+                started = time.monotonic()
+                sampler.start()
+                result = run_perf_analyzer(
+                    serving.model_name, server.grpc_url, data, concurrency=concurrency,
+                    measurement_interval_ms=5000, stability_percentage=30,
+                )  # fmt: skip
+                done.set()
+                sampler.join()
+                wall = time.monotonic() - started
+                after = model_counters(server.metrics_url, serving.model_name, "clf", FORWARD_COUNTERS)
+                busy_after, total_after = machine_busy_seconds()
+                cores = (total_after - total) / wall
+                by_role: dict[str, float] = {}
+                for key, seconds in last.items():
+                    role = key.rsplit(" ", 1)[0]
+                    by_role[role] = by_role.get(role, 0.0) + seconds - first.get(key, 0.0)
+                by_role["everything else"] = (busy_after - busy) - sum(by_role.values())
+                by_role["idle"] = (total_after - total) - (busy_after - busy)
+                forward_s = (after["forward_duration_us"] - before["forward_duration_us"]) / 1e6
+                shares = ", ".join(f"{role} {s / (wall * cores):.0%}" for role, s in by_role.items())
+                print(
+                    f"{name} c={concurrency}: {result.throughput:.1f} seq/s over {wall:.0f} s on {cores:.1f} cores: "
+                    f"{shares}; forwards {forward_s / (wall * cores):.0%} of the cores' time",
+                    flush=True,
+                )
+
+
 HEAP_PROBE = """
 import sys, time, numpy as np, torch
 sys.path[:0] = [sys.argv[1], sys.argv[2]]
@@ -410,6 +494,7 @@ EXPERIMENTS = {
     "int8-gemm": int8_gemm,
     "ipc-cost": ipc_cost,
     "forward-size": forward_size,
+    "cpu-share": cpu_share,
 }
 
 
