@@ -305,7 +305,6 @@ def cpu_share() -> None:
         for concurrency in (16, 64):
             for name, serving in variants.items():
                 last: dict[str, float] = {}
-                first = cpu_seconds_by_role()
                 done = threading.Event()
 
                 def sample(last=last, done=done) -> None:  # perf_analyzer's own times vanish when it exits
@@ -313,8 +312,11 @@ def cpu_share() -> None:
                         last.update(cpu_seconds_by_role())
 
                 sampler = threading.Thread(target=sample)
-                busy, total = machine_busy_seconds()
+                # The counters first: reading them waits out their flush interval, which must stay outside
+                # the window the machine's and the processes' times are taken over.
                 before = model_counters(server.metrics_url, serving.model_name, "clf", FORWARD_COUNTERS)
+                first = cpu_seconds_by_role()
+                busy, total = machine_busy_seconds()
                 started = time.monotonic()
                 sampler.start()
                 result = run_perf_analyzer(
@@ -323,9 +325,9 @@ def cpu_share() -> None:
                 )  # fmt: skip
                 done.set()
                 sampler.join()
+                busy_after, total_after = machine_busy_seconds()
                 wall = time.monotonic() - started
                 after = model_counters(server.metrics_url, serving.model_name, "clf", FORWARD_COUNTERS)
-                busy_after, total_after = machine_busy_seconds()
                 cores = (total_after - total) / wall
                 by_role: dict[str, float] = {}
                 for key, seconds in last.items():
