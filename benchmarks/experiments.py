@@ -123,16 +123,22 @@ def queue_stall() -> None:
                   f"max {ms.max():.1f} ms, 450-650 ms: {((ms > 450) & (ms < 650)).sum()}", flush=True)  # fmt: skip
 
 
-def perf_variants(
-    variants: dict[str, ServingConfig], loads: tuple[int, ...], env: dict[str, str] | None = None
-) -> None:
+def exported(variants: dict[str, ServingConfig]) -> tuple[Path, Path]:
+    """A model repository with the full model exported as each variant, and perf_analyzer's input data:
+    the corpus's 600 texts as token ids."""
     from transformers import AutoTokenizer
 
     repository = Path(tempfile.mkdtemp())
     for serving in variants.values():
         write_model(FULL, repository, serving)
     ids = AutoTokenizer.from_pretrained(FULL)(english_texts(600), truncation=True)["input_ids"]
-    data = write_token_input_data(ids, repository / "input_data.json")
+    return repository, write_token_input_data(ids, repository / "input_data.json")
+
+
+def perf_variants(
+    variants: dict[str, ServingConfig], loads: tuple[int, ...], env: dict[str, str] | None = None
+) -> None:
+    repository, data = exported(variants)
     os.environ.update(env or {})
     with local_server(repository) as server:
         for concurrency in loads:
@@ -294,13 +300,7 @@ def cpu_share() -> None:
         "fp32": ServingConfig(model_name="fp32", instance_kind="cpu"),
         "int8": ServingConfig(model_name="int8", instance_kind="cpu", precision="int8"),
     }
-    from transformers import AutoTokenizer
-
-    repository = Path(tempfile.mkdtemp())
-    for serving in variants.values():
-        write_model(FULL, repository, serving)
-    ids = AutoTokenizer.from_pretrained(FULL)(english_texts(600), truncation=True)["input_ids"]
-    data = write_token_input_data(ids, repository / "input_data.json")
+    repository, data = exported(variants)
     with local_server(repository) as server:
         for concurrency in (16, 64):
             for name, serving in variants.items():
