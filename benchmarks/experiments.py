@@ -13,6 +13,7 @@
     python benchmarks/experiments.py ipc-cost       # a Python-backend model's calls to the server: counters, cancellation
     python benchmarks/experiments.py forward-size   # fp32 at 64 callers: larger server batches, one instance or two
     python benchmarks/experiments.py cpu-share      # fp32 and int8 at 16 and 64 callers: whose the cores' time is
+    python benchmarks/experiments.py three-instances  # fp32 and int8: the default two instances vs three
 
 Each prints one line per variant. Run on a quiet machine; quote the printed figures.
 """
@@ -252,6 +253,21 @@ def batch_size() -> None:
     perf_variants(variants, loads=(16, 64, 16, 64))
 
 
+def three_instances() -> None:
+    """fp32 and int8, the default two instances against three, at 64, 16 and 64 callers: can a third
+    instance fill the cores while the other two are between forwards?"""
+    for precision in ("fp32", "int8"):
+        variants = {
+            f"{precision}, 2 instances (the default)": ServingConfig(
+                model_name=f"{precision}_two", instance_kind="cpu", precision=precision
+            ),
+            f"{precision}, 3 instances": ServingConfig(
+                model_name=f"{precision}_three", instance_kind="cpu", precision=precision, instance_count=3
+            ),
+        }
+        perf_variants(variants, loads=(64, 16, 64))
+
+
 def forward_size() -> None:
     """fp32 at 64 callers, twice: does the server gain from larger forwards? The packed forward in-process
     is fastest at ~2,048-token batches (docs/BENCHMARKS.md); the server's are ≤ 16 texts (~540 tokens)."""
@@ -336,10 +352,13 @@ def cpu_share() -> None:
                 by_role["everything else"] = (busy_after - busy) - sum(by_role.values())
                 by_role["idle"] = (total_after - total) - (busy_after - busy)
                 forward_s = (after["forward_duration_us"] - before["forward_duration_us"]) / 1e6
+                passes = max(after["forward_passes"] - before["forward_passes"], 1)
+                texts = (after["forward_sequences"] - before["forward_sequences"]) / passes
                 shares = ", ".join(f"{role} {s / (wall * cores):.0%}" for role, s in by_role.items())
                 print(
                     f"{name} c={concurrency}: {result.throughput:.1f} seq/s over {wall:.0f} s on {cores:.1f} cores: "
-                    f"{shares}; forwards {forward_s / (wall * cores):.0%} of the cores' time",
+                    f"{shares}; forwards {forward_s / (wall * cores):.0%} of the cores' time, "
+                    f"{forward_s / passes * 1e3:.0f} ms each for {texts:.1f} texts",
                     flush=True,
                 )
 
@@ -497,6 +516,7 @@ EXPERIMENTS = {
     "ipc-cost": ipc_cost,
     "forward-size": forward_size,
     "cpu-share": cpu_share,
+    "three-instances": three_instances,
 }
 
 
