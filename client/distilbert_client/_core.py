@@ -11,7 +11,7 @@ import itertools
 import time
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import tritonclient.grpc as grpcclient
 
@@ -35,7 +35,7 @@ CHANNEL_ARGS = (
 # model drops a request whose deadline comes before its answer would (the models' ``outcomes.py``).
 DEADLINE_PARAMETER = "deadline_unix_ms"
 LoadBalancing = Literal["pick_first", "round_robin"]
-LOAD_BALANCING: tuple[LoadBalancing, ...] = ("pick_first", "round_robin")
+LOAD_BALANCING: tuple[LoadBalancing, ...] = get_args(LoadBalancing)
 
 
 @dataclass(frozen=True)

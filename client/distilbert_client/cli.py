@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import inspect
 import itertools
 import json
 import os
@@ -46,15 +47,18 @@ _EXIT_BY_ERROR = {  # any other ClassifierError is a server error
 # Texts classified per classify() call: enough for several concurrent full requests,
 # small enough that the progress bar moves and memory stays flat on any file size.
 _CHUNK = 512
+# The library's defaults (parameter → default), which the flags share rather than restate.
+_CLIENT = {name: p.default for name, p in inspect.signature(Classifier).parameters.items()}
+_CLASSIFY = {name: p.default for name, p in inspect.signature(Classifier.classify).parameters.items()}
 # The command line: flag → argparse's keywords (the defaults of --url and --tokenizer come from the environment).
 _FLAGS = {
     "--url": dict(help="gRPC host:port, or a target such as dns:///name:port (env DISTILBERT_URL)"),
     "--load-balancing": dict(
         choices=LOAD_BALANCING,
-        default="pick_first",
+        default=_CLIENT["load_balancing"],
         help="round_robin: spread requests over every address the url resolves to",
     ),
-    "--model": dict(default="distilbert_classifier", help="model name on the server"),
+    "--model": dict(default=_CLIENT["model"], help="model name on the server"),
     "--tokenizer": dict(help="the served checkpoint's tokenizer: folder or hub id (env DISTILBERT_TOKENIZER)"),
     "--file": dict(type=Path, help="input file: one text per line, or JSON Lines"),
     "--input-format": dict(choices=("auto", "text", "jsonl"), default="auto"),
@@ -63,11 +67,17 @@ _FLAGS = {
     "--output": dict(type=Path, help="write results here instead of stdout"),
     "--format": dict(choices=("jsonl", "table"), default="jsonl", help="output format"),
     "--top-k": dict(type=int, help="labels listed per text in the table, best first"),
-    "--threshold": dict(type=float, default=0.5, help="multi-label: score from which a label is set"),
+    "--threshold": dict(
+        type=float, default=_CLASSIFY["threshold"], help="multi-label: score from which a label is set"
+    ),
     "--truncation": dict(choices=("right", "left", "none"), default="right"),
-    "--timeout": dict(type=float, default=60.0, help="deadline per batch of texts, seconds"),
-    "--concurrency": dict(type=int, default=4, help="requests in flight at once"),
-    "--retries": dict(type=int, default=3, help="attempts per request while the server or the model is unavailable"),
+    "--timeout": dict(type=float, default=_CLIENT["timeout_s"], help="deadline per batch of texts, seconds"),
+    "--concurrency": dict(type=int, default=_CLIENT["max_concurrency"], help="requests in flight at once"),
+    "--retries": dict(
+        type=int,
+        default=_CLIENT["retry"].attempts,
+        help="attempts per request while the server or the model is unavailable",
+    ),
     "--wait": dict(type=float, help="wait up to this many seconds for the server to be ready"),
     "--no-progress": dict(action="store_true", help="no progress bar for files"),
 }
@@ -212,7 +222,3 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     print(f"distilbert-classify: {message}", file=sys.stderr)
     return EXIT_BAD_INPUT
-
-
-if __name__ == "__main__":
-    sys.exit(main())

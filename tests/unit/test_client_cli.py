@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 
-from distilbert_client import cli
+from distilbert_client import Classifier, cli
 
 
 def test_cli_exits_2_when_no_tokenizer_is_given(capsys, monkeypatch):
@@ -35,3 +37,13 @@ def test_cli_help_lists_the_exit_codes(capsys):
 
     assert caught.value.code == 0
     assert "3 server unavailable" in capsys.readouterr().out
+
+
+def test_cli_defaults_are_the_librarys_when_no_flag_is_given():
+    client = inspect.signature(Classifier).parameters
+    args = cli.build_parser().parse_args([])
+
+    assert args.model == client["model"].default and args.timeout == client["timeout_s"].default
+    assert args.concurrency == client["max_concurrency"].default and args.retries == client["retry"].default.attempts
+    assert args.load_balancing == client["load_balancing"].default
+    assert args.threshold == inspect.signature(Classifier.classify).parameters["threshold"].default
