@@ -53,6 +53,13 @@ UNBOUNDED = dict(max_queue_size=0, queue_timeout_us=0)
 FORWARD_COUNTERS = ("forward_duration_us", "forward_passes", "forward_sequences")
 
 
+def forwards(before: dict, after: dict) -> tuple[float, float, float]:
+    """(seconds in forwards, mean forward ms, texts per forward) between two reads of ``FORWARD_COUNTERS``."""
+    seconds = (after["forward_duration_us"] - before["forward_duration_us"]) / 1e6
+    passes = max(after["forward_passes"] - before["forward_passes"], 1)
+    return seconds, seconds / passes * 1e3, (after["forward_sequences"] - before["forward_sequences"]) / passes
+
+
 def one_instance(model_dir: Path) -> None:
     """Rewrite an exported model's config to one instance, keeping its queue policy: the combination
     export refuses (it stalls), written here only to show the stall."""
@@ -151,9 +158,7 @@ def perf_variants(
                 )  # fmt: skip
                 after = model_counters(server.metrics_url, serving.model_name, "clf", FORWARD_COUNTERS)
                 # The model's own forward time (clf_forward_duration_us_total), warm-up windows included.
-                passes = after["forward_passes"] - before["forward_passes"]
-                mean_ms = (after["forward_duration_us"] - before["forward_duration_us"]) / max(passes, 1) / 1e3
-                texts = (after["forward_sequences"] - before["forward_sequences"]) / max(passes, 1)
+                _, mean_ms, texts = forwards(before, after)
                 print(
                     f"{name} {env or ''} c={concurrency}: {result}, mean forward {mean_ms:.2f} ms of {texts:.1f} texts",
                     flush=True,
@@ -303,8 +308,9 @@ def cpu_seconds_by_role() -> dict[str, float]:
 def machine_busy_seconds() -> tuple[float, float]:
     """(busy, all) CPU seconds of the whole machine since boot, from /proc/stat."""
     values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    tick, total = os.sysconf("SC_CLK_TCK"), sum(values[:8])
     idle = values[3] + values[4]  # idle, iowait
-    return (sum(values[:8]) - idle) / os.sysconf("SC_CLK_TCK"), sum(values[:8]) / os.sysconf("SC_CLK_TCK")
+    return (total - idle) / tick, total / tick
 
 
 def cpu_share() -> None:
@@ -351,14 +357,12 @@ def cpu_share() -> None:
                     by_role[role] = by_role.get(role, 0.0) + seconds - first.get(key, 0.0)
                 by_role["everything else"] = (busy_after - busy) - sum(by_role.values())
                 by_role["idle"] = (total_after - total) - (busy_after - busy)
-                forward_s = (after["forward_duration_us"] - before["forward_duration_us"]) / 1e6
-                passes = max(after["forward_passes"] - before["forward_passes"], 1)
-                texts = (after["forward_sequences"] - before["forward_sequences"]) / passes
+                forward_s, mean_ms, texts = forwards(before, after)
                 shares = ", ".join(f"{role} {s / (wall * cores):.0%}" for role, s in by_role.items())
                 print(
                     f"{name} c={concurrency}: {result.throughput:.1f} seq/s over {wall:.0f} s on {cores:.1f} cores: "
                     f"{shares}; forwards {forward_s / (wall * cores):.0%} of the cores' time, "
-                    f"{forward_s / passes * 1e3:.0f} ms each for {texts:.1f} texts",
+                    f"{mean_ms:.0f} ms each for {texts:.1f} texts",
                     flush=True,
                 )
 
