@@ -5,7 +5,7 @@
     python3 docker/entrypoint.py --dry-run             # print the command, admin key redacted, and exit
     python3 docker/entrypoint.py --grpc-tls-cert /tls/tls.crt --grpc-tls-key /tls/tls.key   # gRPC over TLS
 
-The flags come from ``docker/server_flags.py``, the function the local launcher
+The flags come from ``distilbert_serving.server_flags``, the function the local launcher
 (``build/launch.py``) uses too; the only flag the launcher adds is ``--backend-directory``
 (the wheel's server needs one assembled, the NGC image has its own). The options below
 have the launcher's names and defaults, except the repository, ``/models`` here.
@@ -27,8 +27,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-# server_flags.py sits beside this file (here and in the image): the script's folder is on sys.path.
-from server_flags import (
+from distilbert_serving.server_flags import (
     ADMIN_KEY_ENV,
     ADMIN_KEY_HEADER,
     ServerOptions,

@@ -35,8 +35,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-# server_flags.py sits beside this file (here and in the image): the ports' one source.
-from server_flags import ServerOptions
+# The ports' one source, shared with the launcher and the entrypoint.
+from distilbert_serving.server_flags import ServerOptions
 
 DEFAULTS = ServerOptions(model_repository="")
 PROBE_IDS = [[0, 0]]

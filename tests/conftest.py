@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from checkpoints import PROBLEM_TYPES, checkpoint_name, write_checkpoint
+from distilbert_serving.checkpoints import PROBLEM_TYPES, checkpoint_name, write_checkpoint
 
 
 @pytest.fixture(scope="session")

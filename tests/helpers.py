@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import subprocess
 import sys
@@ -11,7 +12,20 @@ from pathlib import Path
 import numpy as np
 import tritonclient.grpc as grpcclient
 
-from corpus import english_texts
+from distilbert_serving.corpus import english_texts
+
+DOCKER = Path(__file__).resolve().parents[1] / "docker"
+
+
+@cache
+def docker_script(name: str):
+    """``docker/<name>.py``, a script of the image (not a package module), loaded as a module."""
+    spec = importlib.util.spec_from_file_location(f"docker_{name}", DOCKER / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while it executes
+    spec.loader.exec_module(module)
+    return module
+
 
 # Test model name per problem type in the integration tests' repository (tests/integration/conftest.py).
 # The single-label one carries the product's model name.
@@ -67,7 +81,7 @@ def assert_masks_with_holes_honoured(engine, checkpoint: Path, ids: list[np.ndar
     """``engine`` gives transformers' logits for the texts at ``rows`` with tokens 1 to half their length masked out."""
     import torch
 
-    from clf_serving.validation import Sequence
+    from distilbert_serving.token_model.validation import Sequence
 
     masks = [None] * len(ids)
     for index in rows:

@@ -15,6 +15,8 @@ from typing import Any, Literal, get_args
 
 import tritonclient.grpc as grpcclient
 
+from distilbert_serving.contract import DEADLINE_PARAMETER, LOGITS
+
 from ._batching import Chunk, pad_chunk, plan_chunks, reorder
 from ._errors import ClassifierError, InvalidInputError, ModelNotReadyError, ServerUnavailableError, mapped_errors
 from ._model_info import ModelInfo
@@ -31,9 +33,6 @@ CHANNEL_ARGS = (
     ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1000),
 )
-# The request parameter with the call's deadline, in milliseconds since the Unix epoch: the server's
-# model drops a request whose deadline comes before its answer would (the models' ``outcomes.py``).
-DEADLINE_PARAMETER = "deadline_unix_ms"
 LoadBalancing = Literal["pick_first", "round_robin"]
 LOAD_BALANCING: tuple[LoadBalancing, ...] = get_args(LoadBalancing)
 
@@ -180,12 +179,12 @@ class Core:
             grpcclient.InferInput(name, list(array.shape), datatypes[name]).set_data_from_numpy(array)
             for name, array in chunk.arrays.items()
         ]
-        outputs = [grpcclient.InferRequestedOutput(name) for name in ("logits", self.info.scores_output)]
+        outputs = [grpcclient.InferRequestedOutput(name) for name in (LOGITS, self.info.scores_output)]
         kwargs = self.model | {"inputs": inputs, "outputs": outputs}
         # The deadline goes to the server as well: gRPC's ends the call there too.
         request = lambda s: Rpc("infer", kwargs | {"client_timeout": s} | server_deadline(s))  # noqa: E731
         result = yield from self.retried(request, deadline)
-        return list(zip(result.as_numpy("logits"), result.as_numpy(self.info.scores_output), strict=True))
+        return list(zip(result.as_numpy(LOGITS), result.as_numpy(self.info.scores_output), strict=True))
 
     def classify(
         self, text_or_texts, text_pair, top_k: int | None, threshold: float, truncation: Truncation, timeout_s

@@ -12,6 +12,8 @@ from collections.abc import Iterator
 import grpc
 from tritonclient.utils import InferenceServerException
 
+from distilbert_serving.contract import Reason, reason_of, triton_refusal
+
 
 class ClassifierError(Exception):
     """Base class of every error the client raises.
@@ -58,15 +60,17 @@ _BY_STATUS = {
     "INVALID_ARGUMENT": InvalidInputError,
     "DEADLINE_EXCEEDED": DeadlineExceededError,
 }
-# Triton answers UNAVAILABLE both for a server that cannot take requests and for a model
-# without a loaded version; only the message tells them apart.
-_MODEL_NOT_READY_PHRASES = ("unknown model", "no available versions", "is not ready", "not found")
-# A dead Python-backend stub answers INTERNAL "Stub process '<instance>' is not healthy." until the launcher's
-# watchdog (or the orchestrator's liveness probe) restarts the server: transient; a classification is safe to resend.
-_DEAD_STUB_PHRASES = ("stub process", "is not healthy")
-# The model answers CANCELLED at once a request whose deadline would pass before its answer came
-# (the deadline stamp this client sends): the call has failed its deadline; a retry would too.
-_EXPIRED_PHRASE = "expired before its forward pass"
+# The models' own refusals carry a reason (``contract.Reason``) where the status alone is ambiguous.
+# CANCELLED with reason ``expired``: the deadline this client sent would pass before the answer came;
+# a retry would fail too.
+_BY_REASON = {Reason.EXPIRED: DeadlineExceededError}
+# Triton's own answers carry no reason. UNAVAILABLE means a server that cannot take requests or a
+# model without a loaded version; a dead Python-backend stub answers INTERNAL until the launcher's
+# watchdog (or the orchestrator's liveness probe) restarts the server: transient, safe to resend.
+_BY_TRITON_REFUSAL = {
+    ("UNAVAILABLE", "model_not_ready"): ModelNotReadyError,
+    ("INTERNAL", "dead_stub"): ServerUnavailableError,
+}
 
 
 def map_error(error: BaseException) -> ClassifierError:
@@ -81,13 +85,8 @@ def map_error(error: BaseException) -> ClassifierError:
         return InvalidInputError(message)
     # tritonclient's "StatusCode.NOT_FOUND" or a grpc.StatusCode (whose str is the same) → "NOT_FOUND"
     status = str(status).rsplit(".", 1)[-1]
-    if status == "UNAVAILABLE" and any(phrase in message.lower() for phrase in _MODEL_NOT_READY_PHRASES):
-        return ModelNotReadyError(message, status=status)
-    if status == "INTERNAL" and all(phrase in message.lower() for phrase in _DEAD_STUB_PHRASES):
-        return ServerUnavailableError(message, status=status)
-    if status == "CANCELLED" and _EXPIRED_PHRASE in message:
-        return DeadlineExceededError(message, status=status)
-    return _BY_STATUS.get(status, ServerError)(message, status=status)
+    kind = _BY_REASON.get(reason_of(message)) or _BY_TRITON_REFUSAL.get((status, triton_refusal(message)))
+    return (kind or _BY_STATUS.get(status, ServerError))(message, status=status)
 
 
 @contextlib.contextmanager

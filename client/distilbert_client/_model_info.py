@@ -12,8 +12,9 @@ from typing import ClassVar
 
 from tritonclient.utils import triton_to_np_dtype
 
+from distilbert_serving.contract import LOGITS, SCORES, resolve_problem_type
+
 from ._errors import IncompatibleModelError
-from ._results import PROBLEM_TYPES, REGRESSION, SINGLE_LABEL
 
 # Tokenizers that declare no limit report a huge model_max_length (int(1e30)).
 _UNSET_MAX_LENGTH = 1_000_000
@@ -38,7 +39,7 @@ class ModelInfo:
     """The served model as the client needs it."""
 
     # The output holding each label's score: every served model has it (``from_config`` checks).
-    scores_output: ClassVar[str] = "probabilities"
+    scores_output: ClassVar[str] = SCORES
 
     name: str
     max_batch_size: int
@@ -73,7 +74,7 @@ class ModelInfo:
         outputs = tuple(spec["name"] for spec in config.get("output", []))
         if "input_ids" not in {i.name for i in inputs}:
             raise IncompatibleModelError(f"model {name!r} has no 'input_ids' input; inputs: {[i.name for i in inputs]}")
-        if missing := [output for output in ("logits", cls.scores_output) if output not in outputs]:
+        if missing := [output for output in (LOGITS, cls.scores_output) if output not in outputs]:
             # The server computes the scores; the client reads them, it never recomputes them.
             raise IncompatibleModelError(
                 f"model {name!r} has no {' or '.join(map(repr, missing))} output (outputs: {list(outputs)}): "
@@ -83,14 +84,15 @@ class ModelInfo:
             int(params[key]) if params.get(key) else None for key in ("num_labels", "max_sequence_length", "vocab_size")
         )
         if num_labels is None:
-            num_labels = int(next(spec for spec in config["output"] if spec["name"] == "logits")["dims"][-1])
+            num_labels = int(next(spec for spec in config["output"] if spec["name"] == LOGITS)["dims"][-1])
         # Without published labels: transformers' own default names for a checkpoint without id2label.
         labels = tuple(json.loads(params.get("labels") or "[]")) or tuple(f"LABEL_{i}" for i in range(num_labels))
         if len(labels) != num_labels:
             raise IncompatibleModelError(f"model {name!r} publishes {len(labels)} labels for {num_labels} outputs")
-        problem_type = params.get("problem_type") or (REGRESSION if num_labels == 1 else SINGLE_LABEL)
-        if problem_type not in PROBLEM_TYPES:
-            raise IncompatibleModelError(f"model {name!r} has unknown problem_type {problem_type!r}")
+        try:
+            problem_type = resolve_problem_type(params.get("problem_type"), num_labels)
+        except ValueError as error:
+            raise IncompatibleModelError(f"model {name!r}: {error}") from None
         batch = max(int(config.get("max_batch_size", 0)), 1)  # 0: no batch dimension, one row a request
         return cls(name, batch, tuple(inputs), outputs, problem_type, labels, max_length, vocab_size)
 

@@ -7,10 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-SINGLE_LABEL = "single_label_classification"
-MULTI_LABEL = "multi_label_classification"
-REGRESSION = "regression"
-PROBLEM_TYPES = (SINGLE_LABEL, MULTI_LABEL, REGRESSION)
+from distilbert_serving.contract import MULTI_LABEL, REGRESSION
 
 
 class Scores(Mapping[str, float]):

@@ -23,7 +23,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-PROBLEM_TYPES = ("single_label_classification", "multi_label_classification", "regression")
+from .contract import PROBLEM_TYPES
 
 # Label sets that make each problem type's outputs easy to read.
 LABELS = {

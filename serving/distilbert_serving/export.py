@@ -4,20 +4,22 @@
     python build/export.py --checkpoint distilbert-base-uncased-finetuned-sst-2-english  # hub id (needs network)
 
 Writes, under ``<repository>/<model-name>/``:
-    config.pbtxt              inputs/outputs, dynamic batching, instances, warmup, and the
-                              checkpoint facts clients read (problem type, lengths, labels)
+    config.pbtxt              backend ``distilbert``; inputs/outputs, dynamic batching, instances, warmup,
+                              and the checkpoint facts clients read (problem type, lengths, labels)
     labels.txt                one label per line, from ``id2label`` (Triton classification)
     1/checkpoint/             config.json, *.safetensors, tokenizer files
-    1/model.py, 1/clf_serving copied from this project when the repository is elsewhere
 
 and, beside it, the raw-text model ``<repository>/distilbert_text/`` (``--no-text-model`` skips it):
-    config.pbtxt              BYTES ``text`` / ``text_pair`` in; ``logits``, ``probabilities``, ``label`` out;
-                              it tokenizes with the token model's checkpoint and calls that model (BLS)
+    config.pbtxt              backend ``distilbert_text``; BYTES ``text`` / ``text_pair`` in; ``logits``,
+                              ``probabilities``, ``label`` out; it tokenizes with the token model's
+                              checkpoint and calls that model (BLS)
     labels.txt                the labels for Triton classification
-    1/model.py, 1/text_serving copied from this project when the repository is elsewhere
+
+Configuration and checkpoint only: the code is this installed package, which the server runs
+through its backends (``distilbert_serving.backends``).
 
 Each option comes from the one definition of the knob it sets: the models' own knobs from their
-settings modules (``clf_serving/settings.py``, ``text_serving/settings.py``), Triton's settings
+settings modules (``token_model/settings.py``, ``text_model/settings.py``), Triton's settings
 from ``ServingConfig`` and ``TextModelConfig`` here. A value or combination a model would refuse at
 load (``--precision fp16 --kind cpu``) is refused here, before anything is written.
 
@@ -29,26 +31,20 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
-PROJECT = Path(__file__).resolve().parent.parent
-MODEL_SOURCE = PROJECT / "model_repository" / "distilbert_classifier" / "1"
+from .backends import TEXT_BACKEND, TOKEN_BACKEND
+from .contract import ATTENTION_MASK, INPUT_IDS, LABEL, TEXT, TEXT_PAIR, TOKEN_OUTPUTS, resolve_problem_type
+from .knobs import ConfigError, Knob, check_knobs, knob, knobs_of
+from .text_model.settings import TokenizeOptions
+from .token_model.settings import ServingKnobs, ServingSettings, check_settings
+
 DEFAULT_MODEL_NAME = "distilbert_classifier"
-TEXT_MODEL_SOURCE = PROJECT / "model_repository" / "distilbert_text" / "1"
 DEFAULT_TEXT_MODEL_NAME = "distilbert_text"
-# The models' own packages define their knobs; export derives its options and parameters from them.
-sys.path[:0] = [str(MODEL_SOURCE), str(TEXT_MODEL_SOURCE)]
-
-from clf_serving.knobs import ConfigError, Knob, check_knobs, knob, knobs_of  # noqa: E402
-from clf_serving.scores import resolve_problem_type  # noqa: E402
-from clf_serving.settings import ServingKnobs, ServingSettings, check_settings  # noqa: E402
-from text_serving.settings import TokenizeOptions  # noqa: E402
-
 LABELS_FILE = "labels.txt"
 CHECKPOINT_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
 KINDS = {
@@ -63,15 +59,13 @@ CHECKPOINT_FOLDER = ServingSettings().checkpoint
 @dataclass(frozen=True)
 class ServingConfig(ServingKnobs):
     """The token model as export writes it: Triton's settings for it, defined here, and the model's
-    own knobs (precision, forward_mode, ...) inherited from ``clf_serving.settings.ServingKnobs``,
+    own knobs (precision, forward_mode, ...) inherited from ``token_model.settings.ServingKnobs``,
     their one definition. The defaults are what ``make serve`` uses (see README)."""
 
     model_name: str = knob(DEFAULT_MODEL_NAME, "name of the token model in the repository")
     # 16: on a CPU a batch of 16 short texts already keeps the GEMMs efficient (the packed forward
     # plans by tokens, not rows), and under overload it bounds what a request waits behind: the
-    # queue plus one batch per instance. At 2 × saturation on 2 cores, answered p99 was 3.9 s with 64
-    # and 1.9 s with 16, at the same throughput (RELIABILITY.md §2; the overload crash that once sent
-    # it back to 64 was the text model's shared error objects, §3). A GPU wants bigger batches:
+    # queue plus one batch per instance (docs/RELIABILITY.md, overload). A GPU wants bigger batches:
     # export KIND_GPU models with --max-batch-size 64 or more (and a queue to match).
     max_batch_size: int = knob(16, "rows (texts) per execute of the token model", minimum=1)
     # Short: at low load a request must not wait for company (p50 at concurrency 1), and at
@@ -91,13 +85,12 @@ class ServingConfig(ServingKnobs):
     dynamic_batching: bool = knob(
         True, "batch requests dynamically (off: one request per execute, and no queue policy)"
     )
-    # Overload (RELIABILITY.md §2): at most this many requests wait in the dynamic batcher's queue;
+    # Overload (docs/RELIABILITY.md): at most this many requests wait in the dynamic batcher's queue;
     # the next one is refused at once with UNAVAILABLE "Exceeds maximum queue size" instead of
     # waiting without bound. 64: one full batch waits while the instances run theirs, so 64 closed-loop
-    # callers are never refused, and an open-loop overload waits ~1 s on this 2-core CPU; scale it with
-    # throughput (≈ requests/s × acceptable wait). Any queue policy turns off Triton's payload
-    # prefetching, and then ONE instance stalls ~500 ms at a time (a missed wake-up): two or more
-    # instances are required (check_config).
+    # callers are never refused; scale it with throughput (≈ requests/s × acceptable wait). Any queue
+    # policy turns off Triton's payload prefetching, and then one instance alone stalls at times (a
+    # missed wake-up): two or more instances are required (check_config).
     max_queue_size: int = knob(64, "requests that may wait in the queue; 0: unbounded", minimum=0)
     # A request that waited this long in the queue is refused (UNAVAILABLE "Request timeout expired")
     # rather than served late. Non-zero also makes Triton honour a request's own, shorter ``timeout``
@@ -111,7 +104,7 @@ class ServingConfig(ServingKnobs):
 class TextModelConfig(TokenizeOptions):
     """The raw-text model as export writes it: Triton's settings for it, defined here, and the
     model's own knobs (truncation, truncation_side) inherited from
-    ``text_serving.settings.TokenizeOptions``. The defaults are what ``make serve`` uses."""
+    ``text_model.settings.TokenizeOptions``. The defaults are what ``make serve`` uses."""
 
     model_name: str = knob(DEFAULT_TEXT_MODEL_NAME, "name of the raw-text model", flag="--text-model-name")
     max_batch_size: int = knob(
@@ -148,7 +141,7 @@ def check_queue_policy(config, prefix: str) -> None:
     if config.instance_count < 2:
         raise ConfigError(
             f"a queue policy (--{prefix}max-queue-size, --{prefix}queue-timeout-us) on one instance stalls Triton's "
-            "dynamic batcher ~500 ms at a time (it turns off payload prefetching; RELIABILITY.md §2): use "
+            "dynamic batcher ~500 ms at a time (it turns off payload prefetching; docs/RELIABILITY.md): use "
             f"--{prefix}instances 2 or more, or set both to 0 (an unbounded queue)"
         )
 
@@ -194,11 +187,11 @@ def checkpoint_facts(folder: Path) -> dict:
 
 
 def model_config(facts: dict, serving: ServingConfig) -> mc.ModelConfig:
-    config = mc.ModelConfig(name=serving.model_name, backend="python", max_batch_size=serving.max_batch_size)
-    for name, optional in (("input_ids", False), ("attention_mask", True)):
+    config = mc.ModelConfig(name=serving.model_name, backend=TOKEN_BACKEND, max_batch_size=serving.max_batch_size)
+    for name, optional in ((INPUT_IDS, False), (ATTENTION_MASK, True)):
         # allow_ragged_batch: requests of different lengths share one execute; model.py pads them.
         config.input.add(name=name, data_type=mc.TYPE_INT64, dims=[-1], allow_ragged_batch=True, optional=optional)
-    for name in ("logits", "probabilities"):
+    for name in TOKEN_OUTPUTS:
         config.output.add(name=name, data_type=mc.TYPE_FP32, dims=[facts["num_labels"]], label_filename=LABELS_FILE)
     if serving.dynamic_batching:
         config.dynamic_batching.max_queue_delay_microseconds = serving.max_queue_delay_us
@@ -207,9 +200,7 @@ def model_config(facts: dict, serving: ServingConfig) -> mc.ModelConfig:
     # Warm the shapes that matter: one short text, and a full batch of long ones.
     for name, batch, length in (("short_text", 1, 16), ("long_batch", 8, 128)):
         warmup = config.model_warmup.add(name=name, batch_size=batch)
-        warmup.inputs["input_ids"].CopyFrom(
-            mc.ModelWarmup.Input(data_type=mc.TYPE_INT64, dims=[length], zero_data=True)
-        )
+        warmup.inputs[INPUT_IDS].CopyFrom(mc.ModelWarmup.Input(data_type=mc.TYPE_INT64, dims=[length], zero_data=True))
     published = {name: str(facts[name]) for name in ("problem_type", "max_sequence_length", "vocab_size", "num_labels")}
     parameters = {"checkpoint": CHECKPOINT_FOLDER, **published, "labels": json.dumps(facts["labels"])}
     for key, value in {**parameters, **knob_parameters(serving, ServingKnobs)}.items():
@@ -226,15 +217,7 @@ def write_model(checkpoint: Path, repository: Path, serving: ServingConfig) -> P
     check_config(serving)
     facts = checkpoint_facts(checkpoint)
     model_dir = repository / serving.model_name
-    version_dir = model_dir / "1"
-    if version_dir.resolve() != MODEL_SOURCE.resolve():
-        shutil.copytree(
-            MODEL_SOURCE,
-            version_dir,
-            dirs_exist_ok=True,
-            ignore=shutil.ignore_patterns("__pycache__", CHECKPOINT_FOLDER),
-        )
-    target = version_dir / CHECKPOINT_FOLDER
+    target = model_dir / "1" / CHECKPOINT_FOLDER
     if target.resolve() != checkpoint.resolve():
         shutil.rmtree(target, ignore_errors=True)
         target.mkdir(parents=True)
@@ -247,12 +230,12 @@ def write_model(checkpoint: Path, repository: Path, serving: ServingConfig) -> P
 
 
 def text_model_config(facts: dict, serving: ServingConfig, text: TextModelConfig) -> mc.ModelConfig:
-    config = mc.ModelConfig(name=text.model_name, backend="python", max_batch_size=text.max_batch_size)
-    for name, optional in (("text", False), ("text_pair", True)):
+    config = mc.ModelConfig(name=text.model_name, backend=TEXT_BACKEND, max_batch_size=text.max_batch_size)
+    for name, optional in ((TEXT, False), (TEXT_PAIR, True)):
         config.input.add(name=name, data_type=mc.TYPE_STRING, dims=[1], optional=optional)
-    for name in ("logits", "probabilities"):
+    for name in TOKEN_OUTPUTS:
         config.output.add(name=name, data_type=mc.TYPE_FP32, dims=[facts["num_labels"]], label_filename=LABELS_FILE)
-    config.output.add(name="label", data_type=mc.TYPE_STRING, dims=[1])
+    config.output.add(name=LABEL, data_type=mc.TYPE_STRING, dims=[1])
     config.dynamic_batching.max_queue_delay_microseconds = text.max_queue_delay_us
     queue_policy(config.dynamic_batching, text.max_queue_size, text.queue_timeout_us)
     # Tokenization is CPU work wherever the token model runs.
@@ -261,7 +244,7 @@ def text_model_config(facts: dict, serving: ServingConfig, text: TextModelConfig
     # warmup through the token model would fail the load. model.py warms its tokenizer itself.
     # The token model's max_batch_size is not copied: the text model reads it from that model's config.
     parameters = {
-        "classifier_model": serving.model_name,
+        "token_model": serving.model_name,
         # Relative to the model repository: the token model's own tokenizer, one copy for both.
         "tokenizer": f"{serving.model_name}/1/{CHECKPOINT_FOLDER}",
         "max_sequence_length": str(facts["max_sequence_length"]),
@@ -281,11 +264,8 @@ def write_text_model(
     check_queue_policy(text, "text-")
     facts = checkpoint_facts(checkpoint)
     model_dir = repository / text.model_name
-    version_dir = model_dir / "1"
-    if version_dir.resolve() != TEXT_MODEL_SOURCE.resolve():
-        shutil.copytree(
-            TEXT_MODEL_SOURCE, version_dir, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__")
-        )
+    # The version folder Triton requires; the model's files are its token model's (parameters.tokenizer).
+    (model_dir / "1").mkdir(parents=True, exist_ok=True)
     (model_dir / LABELS_FILE).write_text("".join(f"{label}\n" for label in facts["labels"]))
     (model_dir / "config.pbtxt").write_text(text_format.MessageToString(text_model_config(facts, serving, text)))
     return model_dir
@@ -335,10 +315,10 @@ def _option_type(k: Knob):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=_HelpFormatter)
     parser.add_argument("--checkpoint", required=True, help="local checkpoint folder or hub id")
-    parser.add_argument("--repository", type=Path, default=PROJECT / "model_repository")
+    parser.add_argument("--repository", type=Path, default=Path("model_repository"))
     parser.add_argument("--no-text-model", action="store_true", help="do not write the raw-text model beside it")
-    add_knob_options(parser, ServingConfig, "token model (knobs from clf_serving/settings.py, Triton's here)")
-    add_knob_options(parser, TextModelConfig, "raw-text model (knobs from text_serving/settings.py, Triton's here)")
+    add_knob_options(parser, ServingConfig, "token model (knobs from token_model/settings.py, Triton's here)")
+    add_knob_options(parser, TextModelConfig, "raw-text model (knobs from text_model/settings.py, Triton's here)")
     return parser
 
 

@@ -3,12 +3,10 @@
     precision: str = knob("fp32", "dtype of the weights and activations", choices=("fp32", "bf16", "fp16"))
 
 The field gives the knob's name, type and default; ``knob`` adds its doc and allowed values.
-Everything else derives from that one line: ``build/export.py`` builds its command-line option
-and writes the parameter, and the model parses the parameter at load (``read_knobs``), refusing
-a bad value with ``ConfigError``, a configuration error rather than a request error.
-
-Both models carry this file (``clf_serving/knobs.py``, ``text_serving/knobs.py``), since each
-model folder is loaded on its own; ``tests/unit/test_settings.py`` keeps the two copies equal.
+Everything else derives from that one line: export (``distilbert_serving.export``) builds its
+command-line option and writes the parameter, and the model parses the parameter at load
+(``read_knobs``), refusing a bad value with ``ConfigError``, a configuration error rather than a
+request error.
 """
 
 from __future__ import annotations
@@ -35,7 +33,7 @@ class Knob:
     doc: str
     choices: tuple[str, ...] = ()
     minimum: int | None = None
-    # build/export.py's option; None: ``--<name with dashes>``.
+    # export's command-line option; None: ``--<name with dashes>``.
     flag: str | None = None
 
     @property

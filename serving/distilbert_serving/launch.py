@@ -6,7 +6,7 @@
 The wheel carries a full Triton Inference Server build and one Python-backend stub
 per Python version. This module assembles a backend directory with the stub of the
 running interpreter, fixes the library path, starts the server with the flags from
-``server_flags.py``, waits until ``/v2/health/ready`` answers, and on SIGINT/SIGTERM
+``server_flags``, waits until ``/v2/health/ready`` answers, and on SIGINT/SIGTERM
 stops it the way Triton intends: SIGTERM, then up to ``--exit-timeout-s`` seconds
 for in-flight requests to finish.
 
@@ -31,10 +31,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-# The server's flags have one source, shared with the container's entrypoint: docker/server_flags.py.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "docker"))
-
-from server_flags import (  # noqa: E402
+from .backends import install as install_backends
+from .server_flags import (
     ADMIN_KEY_ENV,
     ADMIN_KEY_HEADER,
     GRPC_ADMIN_KEY_HEADER,
@@ -85,7 +83,7 @@ def tritonserver_binary() -> Path:
 
 
 def prepare_backend_directory(workdir: Path) -> Path:
-    """Copy the Python backend and put the running interpreter's stub beside it."""
+    """Copy the Python backend, put the running interpreter's stub beside it, and add this package's backends."""
     triton = pytriton_root() / "tritonserver"
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
     stub = triton / "python_backend_stubs" / version / "triton_python_backend_stub"
@@ -94,6 +92,7 @@ def prepare_backend_directory(workdir: Path) -> Path:
     backends = workdir / "backends"
     shutil.copytree(triton / "backends" / "python", backends / "python", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy2(stub, backends / "python" / "triton_python_backend_stub")
+    install_backends(backends)  # this package's backends: the models' code
     return backends
 
 
@@ -241,7 +240,7 @@ class LocalServer:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
         # A server killed (or a model that never unloaded, its stub dead) leaves its stubs' regions behind.
-        # So does the token model's table of busy instances (clf_serving/cores.py), named by the server's pid.
+        # So does the token model's table of busy instances (token_model/cores.py), named by the server's pid.
         leftovers = [Path("/dev/shm") / region for region in self._shm_regions]
         leftovers += Path("/dev/shm").glob(f"*-busy-instances-{self.process.pid}")
         for leftover in leftovers:
@@ -366,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
                     start_again()
             code = server.process.returncode
             print(f"tritonserver exited with {code}:\n{server.log_tail()}", file=sys.stderr, flush=True)
-            # A crash (e.g. the Python backend's SIGSEGV under load, RELIABILITY.md §3) is restarted like a
+            # A crash (e.g. the Python backend's SIGSEGV under load, docs/RELIABILITY.md) is restarted like a
             # dead stub, as an orchestrator would; a crash loop (3 within 5 minutes) is not.
             crashes = [t for t in crashes if time.monotonic() - t < 300] + [time.monotonic()]
             if code == 0 or args.no_restart_on_crash or len(crashes) >= 3:

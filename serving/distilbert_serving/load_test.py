@@ -1,15 +1,15 @@
 """Bounded overload test: closed and open loop at 2 × saturation, with figures.
 
     # start its own server on the full-size offline model and run the documented test (~9 min):
-    python benchmarks/load_test.py --launch --checkpoint checkpoints/full-single --duration-s 180
+    python -m distilbert_serving.load_test --launch --checkpoint checkpoints/full-single --duration-s 180
 
     # or against a running server (pass its pid for the memory figures):
-    python benchmarks/load_test.py --url localhost:8001 --server-pid 1234 --concurrency 32 --rate 40
+    python -m distilbert_serving.load_test --url localhost:8001 --server-pid 1234 --concurrency 32 --rate 40
 
 Steps: expected answers (every text once, one at a time) → saturation (closed loop at rising
 concurrency; saturation = the smallest concurrency within 90 % of the best throughput, saturation
 rate = that best throughput) → closed loop at 2 × saturation concurrency → open loop at 2 × the
-saturation rate. Each request is one real English text (``benchmarks/corpus.py``). Every answer is one of:
+saturation rate. Each request is one real English text (``corpus``). Every answer is one of:
 
     answered   logits equal the unloaded answer (max |Δ| ≤ 1e-4)
     rejected   UNAVAILABLE from Triton's queue policy ("Exceeds maximum queue size" or
@@ -30,9 +30,11 @@ import asyncio
 import dataclasses
 import json
 import random
+import re
 import sys
 import tempfile
 import time
+import urllib.request
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -42,14 +44,11 @@ import tritonclient.grpc as grpcclient
 from tritonclient.grpc.aio import InferenceServerClient
 from tritonclient.utils import InferenceServerException
 
-import project_paths  # noqa: F401  (build/, docker/ and the models' packages by name)
 from distilbert_client._core import server_deadline
-from launch import child_processes, options_on_free_ports
-from perf_analyzer import model_metrics
 
-REJECT_PHRASES = ("Exceeds maximum queue size", "Request timeout expired")
-# The model's CANCELLED answer to a request whose deadline stamp would pass before its answer came.
-FORESEEN = "expired before its forward pass"
+from .contract import Reason, reason_of, triton_refusal
+from .launch import child_processes, options_on_free_ports
+
 TOLERANCE = 1e-4
 
 
@@ -64,7 +63,7 @@ class Workload:
     def from_texts(cls, tokenizer_folder: Path, count: int, max_length: int = 512) -> Workload:
         from transformers import AutoTokenizer
 
-        from corpus import english_texts
+        from .corpus import english_texts
 
         tokenizer = AutoTokenizer.from_pretrained(tokenizer_folder)
         texts = english_texts(count)
@@ -120,6 +119,20 @@ class Figures:
         return text
 
 
+def model_metrics(metrics_url: str, model: str) -> dict[str, float]:
+    """The server's Prometheus samples for ``model``, summed over versions: ``{name: value}``, or
+    ``{name:reason: value}`` for a sample with a ``reason`` label (e.g. ``nv_inference_request_failure:CANCELED``)."""
+    with urllib.request.urlopen(metrics_url, timeout=10) as response:
+        text = response.read().decode()
+    metrics: dict[str, float] = {}
+    for name, labels, value in re.findall(r"^(\w+)\{(.*)\} ([0-9.e+]+)$", text, flags=re.M):
+        if f'model="{model}"' in labels:
+            reason = re.search(r'reason="(\w+)"', labels)
+            key = f"{name}:{reason.group(1)}" if reason else name
+            metrics[key] = metrics.get(key, 0.0) + float(value)
+    return metrics
+
+
 def rss_mib(pid: int) -> float:
     """VmRSS of ``pid`` and its children (the Python-backend stubs), MiB."""
     total_kib = 0
@@ -155,11 +168,13 @@ class Recorder:
             return
         message = error.message() if isinstance(error, InferenceServerException) else repr(error)
         status = str(error.status()) if isinstance(error, InferenceServerException) else type(error).__name__
-        if status.endswith("UNAVAILABLE") and any(phrase in (message or "") for phrase in REJECT_PHRASES):
+        if status.endswith("UNAVAILABLE") and triton_refusal(message or "") == "overloaded":
             figures.rejected += 1
-            figures.queue_full += REJECT_PHRASES[0] in message
+            figures.queue_full += "queue size" in message
             self.rejected_s.append(seconds)
-        elif self.deadline_s is not None and (isinstance(error, asyncio.TimeoutError) or FORESEEN in (message or "")):
+        elif self.deadline_s is not None and (
+            isinstance(error, asyncio.TimeoutError) or reason_of(message or "") == Reason.EXPIRED
+        ):
             figures.expired += 1
         else:
             figures.errors += 1
@@ -367,7 +382,7 @@ async def run(args) -> dict:
 
 def serving_config(items: list[str]):
     """The default export's ``ServingConfig`` with ``KNOB=VALUE`` items (``--serving``) changed."""
-    from export import ServingConfig
+    from .export import ServingConfig
 
     types = {field.name: field.type for field in dataclasses.fields(ServingConfig)}
     parse = {"int": int, "bool": lambda value: value.lower() == "true"}
@@ -408,11 +423,11 @@ def main(argv: list[str] | None = None) -> int:
 
     server = None
     if args.launch:
-        from export import write_model
-        from launch import LocalServer
+        from .export import write_model
+        from .launch import LocalServer
 
         repository = Path(tempfile.mkdtemp(prefix="load-test-repository-"))
-        # The defaults users run (RELIABILITY.md §2: two instances and a bounded queue), or a variant.
+        # The defaults users run (two instances and a bounded queue), or a variant.
         write_model(args.checkpoint, repository, serving_config(args.serving))
         options = options_on_free_ports(repository)
         server = LocalServer(options).start(timeout_s=600)

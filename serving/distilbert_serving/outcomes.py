@@ -4,9 +4,7 @@ Each stage of ``execute`` keeps one entry per request: its data, or what ends it
 (nobody waits for the answer any more), the model's own invalid-input error, or a
 ``TritonError`` — so every request gets exactly one response and one request's failure never
 fails another's. The models' Prometheus counters live here too (``Counters``), sent to the server off
-the requests' path. This file has a byte-identical copy in each model's package (``clf_serving``,
-``text_serving``): Triton loads each model folder on its own, so neither can import the other's;
-``tests/unit/test_settings.py`` keeps the copies equal.
+the requests' path. Each refusal is tagged with its ``contract.Reason``.
 """
 
 from __future__ import annotations
@@ -15,21 +13,20 @@ import json
 import threading
 import time
 
+from .contract import DEADLINE_PARAMETER, Reason, tagged
+
 # Why a request was dropped before its forward pass: the ``reason`` label of the dropped counters.
-DROP_REASONS = ("expired", "cancelled")
+DROP_REASONS = (Reason.EXPIRED.value, Reason.CANCELLED.value)
 # How often the counters' increments are sent to the server (``Counters``): Prometheus scrapes every
 # 15 s or so, so a scrape never sees the lag; whoever reads the counters right after traffic waits it out.
 FLUSH_S = 0.5
-# The request parameter that carries the caller's deadline, in milliseconds since the Unix epoch.
-# The client library sends it with each request of a call that has a deadline (``distilbert_client._core``).
-DEADLINE_PARAMETER = "deadline_unix_ms"
 
 
 class Dropped(Exception):
     """A request answered CANCELLED before its forward pass, and why (one of ``DROP_REASONS``)."""
 
     def __init__(self, message: str, reason: str):
-        super().__init__(message)
+        super().__init__(tagged(Reason(reason), message))
         self.reason = reason
 
 
@@ -101,7 +98,7 @@ def error_response(pb_utils, outcome, invalid_input: type):
     failed forward, a refused BLS chunk): the Python backend writes an error into shared memory each
     time a response carrying it is sent, and a second write frees the first copy while the first
     response still points to it. The server then frees it again, which corrupted the shared-memory
-    heap and crashed the stub and tritonserver under overload bursts (Triton 2.51; RELIABILITY.md §3).
+    heap and crashed the stub and tritonserver under overload bursts (Triton 2.51; docs/RELIABILITY.md).
     """
     if isinstance(outcome, tuple):
         return None
@@ -111,7 +108,8 @@ def error_response(pb_utils, outcome, invalid_input: type):
         code_name = "CANCELLED" if isinstance(outcome, Dropped) else "INVALID_ARG"
         if not isinstance(outcome, (Dropped, invalid_input)):
             raise TypeError(f"not an outcome: {outcome!r}")
-        message, code = str(outcome), getattr(pb_utils.TritonError, code_name, None)  # older backends: no codes
+        message = str(outcome) if isinstance(outcome, Dropped) else tagged(Reason.INVALID_INPUT, str(outcome))
+        code = getattr(pb_utils.TritonError, code_name, None)  # older backends: no codes
     return pb_utils.InferenceResponse(error=pb_utils.TritonError(message, *(() if code is None else (code,))))
 
 

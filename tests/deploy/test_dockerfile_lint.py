@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-import launch
+from distilbert_serving import launch
+from distilbert_serving.server_flags import ServerOptions
 from helpers import run_wheel_binary
-from server_flags import ServerOptions
 
 PROJECT = Path(__file__).resolve().parents[2]
 DOCKER = PROJECT / "docker"
@@ -107,8 +107,8 @@ def test_entrypoint_is_the_project_entrypoint_after_nvidias_and_takes_its_flags_
         "/opt/distilbert/docker/entrypoint.py",
     ]
     copied = {args.split()[-1] for args in of("COPY")}
-    # entrypoint.py imports server_flags.py from its own folder: the same layout as in this repository.
-    assert {"/opt/distilbert/docker/server_flags.py", "/opt/distilbert/docker/entrypoint.py"} <= copied
+    # entrypoint.py imports the flags from the serving package, installed beside the locked packages.
+    assert {f"{SITE_PACKAGES}/distilbert_serving", "/opt/distilbert/docker/entrypoint.py"} <= copied
     assert not of("CMD"), "a CMD would add arguments the local launcher does not get"
 
 
@@ -171,9 +171,16 @@ def test_the_torch_step_asserts_the_cuda_build_of_the_base_images_cuda():
     assert f"CUDA {cuda}" in DOCKERFILE.read_text().split("FROM ", 1)[0]
 
 
-def test_liveness_probe_script_is_in_the_image_beside_the_server_flags_it_imports():
-    assert {"docker/liveness_probe.py", "docker/server_flags.py"} <= copied_to("/opt/distilbert/docker/")
+def test_liveness_probe_script_is_in_the_image_and_runs_there():
+    assert "docker/liveness_probe.py" in copied_to("/opt/distilbert/docker/")
     assert any("liveness_probe.py --help" in args for args in of("RUN"))
+
+
+def test_image_installs_the_serving_package_and_its_backends_where_its_server_looks():
+    (copy,) = [args for args in of("COPY") if args.split()[-1] == f"{SITE_PACKAGES}/distilbert_serving"]
+    assert copy.split()[0] == "serving/distilbert_serving"
+    # The NGC image's backend directory: model folders name these backends and hold no code.
+    assert any("-m distilbert_serving.backends /opt/tritonserver/backends" in args for args in of("RUN"))
 
 
 def test_image_environment_has_what_the_launcher_gives_the_server(monkeypatch):

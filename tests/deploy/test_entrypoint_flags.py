@@ -1,6 +1,6 @@
 """The container entrypoint starts ``tritonserver`` with the local launcher's flags.
 
-Both take them from ``docker/server_flags.py``; these tests hold the two command lines side by
+Both take them from ``distilbert_serving.server_flags``; these tests hold the two command lines side by
 side for the same arguments and environment. The launcher adds ``--backend-directory`` (the
 wheel's server needs one assembled; the NGC image has its own), and nothing else may differ.
 """
@@ -8,28 +8,21 @@ wheel's server needs one assembled; the NGC image has its own), and nothing else
 from __future__ import annotations
 
 import ast
-import importlib.util
 import sys
 from pathlib import Path
 
 import pytest
 
-import launch
-from server_flags import ADMIN_KEY_ENV, ADMIN_KEY_HEADER
+from distilbert_serving import launch, server_flags
+from distilbert_serving.server_flags import ADMIN_KEY_ENV, ADMIN_KEY_HEADER
+from helpers import docker_script
 
 PROJECT = Path(__file__).resolve().parents[2]
 ENTRYPOINT = PROJECT / "docker" / "entrypoint.py"
 BACKENDS = "/launcher/backends"
 
 
-def load_entrypoint():
-    spec = importlib.util.spec_from_file_location("docker_entrypoint", ENTRYPOINT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-entrypoint = load_entrypoint()
+entrypoint = docker_script("entrypoint")
 
 
 class Recorded(launch.ServerStartError):
@@ -145,15 +138,14 @@ def test_the_committed_repository_is_servable_by_the_entrypoint_check():
 
 @pytest.mark.parametrize(
     ("source", "allowed"),
-    [(PROJECT / "docker" / "server_flags.py", set()), (ENTRYPOINT, {"server_flags"})],
+    [(Path(server_flags.__file__), set()), (ENTRYPOINT, {"distilbert_serving"})],
     ids=["server_flags", "entrypoint"],
 )
-def test_image_python_files_import_only_the_standard_library_as_the_image_copies_them_alone(source, allowed):
+def test_image_python_files_import_only_the_standard_library_and_the_serving_package(source, allowed):
     imported = set()
     for node in ast.walk(ast.parse(source.read_text())):
         if isinstance(node, ast.Import):
             imported |= {alias.name.split(".")[0] for alias in node.names}
         elif isinstance(node, ast.ImportFrom):
-            assert node.level == 0, f"relative import in {source.name}"
-            imported.add(node.module.split(".")[0])
+            imported.add(node.module.split(".")[0] if node.level == 0 else "distilbert_serving")
     assert imported - set(sys.stdlib_module_names) - {"__future__"} == allowed

@@ -31,7 +31,10 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-import check_torch_cuda
+import distilbert_serving
+from helpers import docker_script
+
+check_torch_cuda = docker_script("check_torch_cuda")
 
 PROJECT = Path(__file__).resolve().parents[2]
 DOCKER = PROJECT / "docker"
@@ -96,16 +99,26 @@ def project_pins() -> dict[str, Version]:
 
 
 def model_imports() -> set[str]:
-    """Top-level third-party modules imported by the models' code (model.py and its packages)."""
-    local_packages = {path.name for path in PROJECT.glob("model_repository/*/1/*") if path.is_dir()}
-    modules = set()
-    for source in PROJECT.glob("model_repository/*/1/**/*.py"):
+    """Top-level third-party modules the server runs in the image: the two models' code, followed
+    through the serving package's own imports, and the server flags the entrypoint reads."""
+    package = Path(distilbert_serving.__file__).parent
+    todo = [package / "token_model" / "model.py", package / "text_model" / "model.py", package / "server_flags.py"]
+    seen, modules = set(), set()
+    while todo:
+        source = todo.pop()
+        if source in seen or not source.exists():
+            continue
+        seen.add(source)
         for node in ast.walk(ast.parse(source.read_text())):
             if isinstance(node, ast.Import):
                 modules |= {alias.name.split(".")[0] for alias in node.names}
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 modules.add(node.module.split(".")[0])
-    return modules - set(sys.stdlib_module_names) - local_packages - BACKEND_MODULES - {"__future__"}
+            elif isinstance(node, ast.ImportFrom):  # this package: follow it
+                base = source.parents[node.level - 1]
+                target = base.joinpath(*(node.module or "").split("."))
+                todo += [target.with_suffix(".py"), target / "__init__.py"]
+    return modules - set(sys.stdlib_module_names) - {"distilbert_serving"} - BACKEND_MODULES - {"__future__"}
 
 
 def dependency_closure(names: set[str]) -> set[str]:

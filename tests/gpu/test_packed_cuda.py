@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 import torch
 
-from clf_serving.device import UnsupportedPrecision, prepare_device
-from clf_serving.engine import ClassifierEngine
-from clf_serving.settings import ServingSettings
-from clf_serving.validation import Sequence
+from distilbert_serving.token_model.device import UnsupportedPrecision, prepare_device
+from distilbert_serving.token_model.engine import ClassifierEngine
+from distilbert_serving.token_model.settings import ServingSettings
+from distilbert_serving.token_model.validation import Sequence
 from helpers import assert_masks_with_holes_honoured, corpus_ids, reference_logits
 
 pytestmark = pytest.mark.skipif(

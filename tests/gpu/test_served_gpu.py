@@ -5,7 +5,7 @@ wheel's, or on the GPU machine the bundle's that benchmarks/gpu_check.py unpacks
 The checkpoint is ``GPU_CHECK_CHECKPOINT`` when set — gpu_check.py sets it to a full-size random-weight
 checkpoint, whose 12 heads of 64 take the GPU's fused attention kernels — else the tiny test checkpoint.
 
-Served GPU instances let fp32 matrix products use TF32 (clf_serving/device.py: logits then differ from
+Served GPU instances let fp32 matrix products use TF32 (token_model/device.py: logits then differ from
 fp32 by ~1e-3 of their scale). This server runs with ``NVIDIA_TF32_OVERRIDE=0``, which makes cuBLAS and
 cuDNN ignore that permission, so its fp32 is fp32 and 1e-4 against CPU transformers is a tight bound.
 """
@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 import torch
 
-from corpus import english_texts
-from export import ServingConfig, write_model
+from distilbert_serving.corpus import english_texts
+from distilbert_serving.export import ServingConfig, write_model
+from distilbert_serving.launch import LocalServer, options_on_free_ports
 from helpers import infer_ids, reference_logits, token_ids
-from launch import LocalServer, options_on_free_ports
 
 pytestmark = pytest.mark.skipif(
     not torch.cuda.is_available(),

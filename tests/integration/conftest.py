@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import tritonclient.grpc as grpcclient
 
-from export import ServingConfig, TextModelConfig, write_model, write_text_model
+from distilbert_serving.export import ServingConfig, TextModelConfig, write_model, write_text_model
+from distilbert_serving.launch import LocalServer, options_on_free_ports
 from helpers import INT8_MODEL, MODELS
-from launch import LocalServer, options_on_free_ports
 
 
 @pytest.fixture(scope="session")

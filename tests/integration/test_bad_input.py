@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 
-from export import ServingConfig
+from distilbert_serving.export import ServingConfig
 from helpers import reference_logits, token_ids
 
 MODEL = "distilbert_classifier"

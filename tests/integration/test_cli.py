@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from corpus import english_texts
 from distilbert_client import cli
+from distilbert_serving.corpus import english_texts
+from distilbert_serving.launch import free_port
 from helpers import MODELS, reference_logits, tokenizer
-from launch import free_port
 
 SINGLE = "single_label_classification"
 CLIENT_DIR = Path(__file__).resolve().parents[2] / "client"

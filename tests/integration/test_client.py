@@ -8,8 +8,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from corpus import english_texts
 from distilbert_client import AsyncClassifier, Classification, Classifier
+from distilbert_serving.corpus import english_texts
 from helpers import MODELS, reference_logits, tokenizer
 
 TOLERANCE = 1e-4

@@ -13,9 +13,9 @@ import pytest
 import tritonclient.grpc as grpcclient
 
 from distilbert_client import Classifier
-from export import ServingConfig, write_model
-from launch import LocalServer, free_port
-from server_flags import GRPC_ADMIN_KEY_HEADER, ServerOptions, generate_admin_key
+from distilbert_serving.export import ServingConfig, write_model
+from distilbert_serving.launch import LocalServer, free_port
+from distilbert_serving.server_flags import GRPC_ADMIN_KEY_HEADER, ServerOptions, generate_admin_key
 
 SINGLE = "single_label_classification"
 MODEL = "distilbert_classifier"

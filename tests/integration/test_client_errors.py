@@ -7,7 +7,6 @@ import time
 
 import pytest
 
-from corpus import english_texts
 from distilbert_client import (
     AsyncClassifier,
     Classifier,
@@ -18,7 +17,8 @@ from distilbert_client import (
     RetryPolicy,
     ServerUnavailableError,
 )
-from launch import free_port
+from distilbert_serving.corpus import english_texts
+from distilbert_serving.launch import free_port
 
 SINGLE = "single_label_classification"
 # Deterministic backoff (no jitter): 0.2 s, then 0.4 s.

@@ -42,7 +42,8 @@ def client_venv(tmp_path_factory) -> Path:
     source.mkdir()
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(ROOT / name, source / name)
-    shutil.copytree(ROOT / "client", source / "client", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    for folder in ("client", "serving"):  # the client imports the package's contract (no torch)
+        shutil.copytree(ROOT / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     venv = root / "venv"
     env = clean_env()
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, env=env, timeout=120)

@@ -15,9 +15,9 @@ import pytest
 import tritonclient.grpc as grpcclient
 
 from distilbert_client import Classifier, ClassifierError, ModelNotReadyError, RetryPolicy
-from export import ServingConfig, write_model
-from launch import LocalServer, free_port
-from server_flags import ServerOptions
+from distilbert_serving.export import ServingConfig, write_model
+from distilbert_serving.launch import LocalServer, free_port
+from distilbert_serving.server_flags import ServerOptions
 
 SINGLE = "single_label_classification"
 MODEL = "distilbert_classifier"

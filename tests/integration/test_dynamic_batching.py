@@ -8,7 +8,7 @@ import threading
 import numpy as np
 import tritonclient.grpc as grpcclient
 
-from corpus import english_texts
+from distilbert_serving.corpus import english_texts
 from helpers import reference_logits, token_ids
 
 

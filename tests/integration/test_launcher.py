@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from launch import free_port
+from distilbert_serving.backends import TEXT_BACKEND, TOKEN_BACKEND
+from distilbert_serving.launch import free_port
 
 LAUNCHER = Path(__file__).resolve().parents[2] / "build" / "launch.py"
 
@@ -95,3 +96,12 @@ def test_launcher_reports_a_repository_that_fails_to_load(tmp_path):
     )
     assert result.returncode == 1
     assert "this model cannot load" in result.stdout + result.stderr
+
+
+def test_an_exported_repository_is_configuration_and_weights_that_name_the_packages_backends(model_repository):
+    # The launcher test above serves this repository in a fresh server: its code is the installed package.
+    assert not list(model_repository.rglob("*.py")), "export must write no code into a model repository"
+    configs = {path.parent.name: path.read_text() for path in model_repository.glob("*/config.pbtxt")}
+    for name, text in configs.items():
+        backend = TEXT_BACKEND if name == "distilbert_text" else TOKEN_BACKEND
+        assert f'backend: "{backend}"' in text, name

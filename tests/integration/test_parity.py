@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from corpus import english_texts
+from distilbert_serving.corpus import english_texts
 from helpers import INT8_MODEL, infer_ids, reference_logits, token_ids
 
 TOLERANCE = 1e-4
@@ -42,9 +42,9 @@ def test_served_logits_match_in_process_when_60_texts_are_sent_concurrently(
 def test_served_int8_equals_the_in_process_int8_engine_and_stays_near_fp32(grpc_client, tiny_checkpoints, texts):
     import torch
 
-    from clf_serving.engine import ClassifierEngine
-    from clf_serving.settings import ServingSettings
-    from clf_serving.validation import Sequence
+    from distilbert_serving.token_model.engine import ClassifierEngine
+    from distilbert_serving.token_model.settings import ServingSettings
+    from distilbert_serving.token_model.validation import Sequence
 
     checkpoint = tiny_checkpoints[SINGLE]
     ids = token_ids(checkpoint, texts[:20])

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 import tritonclient.grpc as grpcclient
 
-from launch import LocalServer, options_on_free_ports
-from server_flags import GRPC_ADMIN_KEY_HEADER, generate_admin_key
+from distilbert_serving.launch import LocalServer, options_on_free_ports
+from distilbert_serving.server_flags import GRPC_ADMIN_KEY_HEADER, generate_admin_key
 
 PROJECT = Path(__file__).resolve().parents[2]
 README = PROJECT / "README.md"

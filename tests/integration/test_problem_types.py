@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from corpus import english_texts
+from distilbert_serving.corpus import english_texts
 from helpers import MODELS, infer_ids, reference_logits, token_ids
 
 

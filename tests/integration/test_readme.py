@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from checkpoints import write_checkpoint
-from export import ServingConfig, write_model, write_text_model
-from launch import LocalServer, options_on_free_ports
+from distilbert_serving.checkpoints import write_checkpoint
+from distilbert_serving.export import ServingConfig, write_model, write_text_model
+from distilbert_serving.launch import LocalServer, options_on_free_ports
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 README_URL = "localhost:8001"

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 
-from corpus import english_texts
-from export import TextModelConfig
+from distilbert_serving.corpus import english_texts
+from distilbert_serving.export import TextModelConfig
 from helpers import infer_ids, reference_logits, tokenizer
 
 TEXT_MODEL = "distilbert_text"
@@ -187,7 +187,7 @@ def test_malformed_text_request_gets_clear_error_while_good_ones_in_same_batch_s
 
 def test_text_requests_with_a_deadline_pass_it_on_and_are_answered_as_those_without(grpc_client):
     # The client library's deadline: Triton's timeout and the stamp; the text model hands both on with its call
-    # to the token model (text_serving/relay.py), which must accept them and answer as it does without.
+    # to the token model (text_model/relay.py), which must accept them and answer as it does without.
     from distilbert_client._core import server_deadline
 
     texts = english_texts(12, seed=9)

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
-from corpus import english_texts
+from distilbert_serving.corpus import english_texts
 from helpers import infer_ids, reference_logits, tokenizer
 
 PROTO_FILES = ("model_config_pb2.py", "service_pb2.py")  # dependency order

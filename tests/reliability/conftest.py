@@ -15,9 +15,9 @@ import pytest
 from servers import self_signed_certificate, tls_client
 from traffic import DEADLINE_PROBE, DEADLINE_PROBE_BATCH, FIGURES, PROBE, PROBE_QUEUE, TEXT_PROBE
 
-from export import ServingConfig, TextModelConfig, write_model, write_text_model
-from launch import LocalServer, options_on_free_ports
-from server_flags import GRPC_ADMIN_KEY_HEADER, generate_admin_key
+from distilbert_serving.export import ServingConfig, TextModelConfig, write_model, write_text_model
+from distilbert_serving.launch import LocalServer, options_on_free_ports
+from distilbert_serving.server_flags import GRPC_ADMIN_KEY_HEADER, generate_admin_key
 
 
 def pytest_terminal_summary(terminalreporter):

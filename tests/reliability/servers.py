@@ -7,7 +7,7 @@ from pathlib import Path
 
 import tritonclient.grpc as grpcclient
 
-from launch import LocalServer
+from distilbert_serving.launch import LocalServer
 
 
 def self_signed_certificate(folder: Path) -> tuple[Path, Path]:

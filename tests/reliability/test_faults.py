@@ -23,9 +23,9 @@ from traffic import FIGURES, FULL_BATCH, MODEL, Case, send_all, tensor
 from tritonclient.utils import InferenceServerException
 
 from distilbert_client import Classifier, ClassifierError, RetryPolicy
-from export import ServingConfig, write_model
+from distilbert_serving.export import ServingConfig, write_model
+from distilbert_serving.launch import STUB_NAME, LocalServer, child_processes, free_port, options_on_free_ports
 from helpers import reference_logits, token_ids
-from launch import STUB_NAME, LocalServer, child_processes, free_port, options_on_free_ports
 
 LAUNCHER = Path(__file__).resolve().parents[2] / "build" / "launch.py"
 NOT_HEALTHY = "is not healthy"

@@ -12,7 +12,7 @@ import time
 import numpy as np
 from traffic import FIGURES, FULL_BATCH, MODEL, TEXT_MODEL, Case, judge, send_all, strings, tensor
 
-from corpus import english_texts
+from distilbert_serving.corpus import english_texts
 from helpers import reference_logits, token_ids
 
 TOTAL = 1200

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-import load_test
-from checkpoints import write_checkpoint
+from distilbert_serving import load_test
+from distilbert_serving.checkpoints import write_checkpoint
 
 FULL = Path(__file__).resolve().parents[2] / "checkpoints" / "full-single"
 

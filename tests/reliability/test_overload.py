@@ -26,7 +26,7 @@ from traffic import (
     tensor,
 )
 
-from load_test import LoadClient, Workload, closed_loop, measure_expected, open_loop, rss_mib
+from distilbert_serving.load_test import LoadClient, Workload, closed_loop, measure_expected, open_loop, rss_mib
 
 QUEUE_FULL = "Exceeds maximum queue size"
 QUEUE_TIMEOUT = "Request timeout expired"

@@ -21,9 +21,9 @@ from servers import self_signed_certificate, tls_client
 from traffic import FULL_BATCH, MODEL, tensor
 from tritonclient.utils import InferenceServerException
 
-from export import checkpoint_facts
-from launch import free_port
-from server_flags import ADMIN_KEY_ENV, ADMIN_KEY_HEADER, ServerOptions, server_flags
+from distilbert_serving.export import checkpoint_facts
+from distilbert_serving.launch import free_port
+from distilbert_serving.server_flags import ADMIN_KEY_ENV, ADMIN_KEY_HEADER, ServerOptions, server_flags
 
 LAUNCHER = Path(__file__).resolve().parents[2] / "build" / "launch.py"
 RESTRICTED_CALLS = {

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import tritonclient.grpc as grpcclient
 
-from export import ServingConfig
-from load_test import deadline_arguments
+from distilbert_serving.export import ServingConfig
+from distilbert_serving.load_test import deadline_arguments
 
 MODEL = "distilbert_classifier"
 TEXT_MODEL = "distilbert_text"

@@ -1,7 +1,7 @@
 import numpy as np
 
-from clf_serving.batching import plan_forwards
-from clf_serving.outcomes import row_spans
+from distilbert_serving.outcomes import row_spans
+from distilbert_serving.token_model.batching import plan_forwards
 
 
 def covered(chunks):
@@ -45,7 +45,7 @@ def test_no_sequences_means_no_forwards():
 
 
 def test_token_budget_groups_cover_everything_within_budget():
-    from clf_serving.batching import token_budget_groups
+    from distilbert_serving.token_model.batching import token_budget_groups
 
     lengths = np.random.default_rng(3).integers(1, 512, size=300)
     groups = token_budget_groups(lengths, max_tokens=2048)
@@ -54,7 +54,7 @@ def test_token_budget_groups_cover_everything_within_budget():
 
 
 def test_geometric_rounding_adds_at_most_an_eighth_and_few_distinct_sizes():
-    from clf_serving.batching import round_up_geometric
+    from distilbert_serving.token_model.batching import round_up_geometric
 
     sizes = [round_up_geometric(n) for n in range(1, 5000)]
     assert all(n <= size <= max(n, 1.125 * n) for n, size in zip(range(1, 5000), sizes, strict=True))

@@ -25,7 +25,7 @@ from distilbert_client._errors import map_error, mapped_errors
         ("StatusCode.UNAVAILABLE", "Exceeds maximum queue size", ServerUnavailableError),
         ("StatusCode.CANCELLED", "CANCELLED", ServerUnavailableError),
         # The model's answer to a request whose deadline would pass before its answer: not retried.
-        ("StatusCode.CANCELLED", "request expired before its forward pass: ...", DeadlineExceededError),
+        ("StatusCode.CANCELLED", "[expired] request expired before its forward pass: ...", DeadlineExceededError),
         ("StatusCode.NOT_FOUND", "Request for unknown model: 'x' is not found", ModelNotReadyError),
         ("StatusCode.UNAVAILABLE", "Request for unknown model: 'x' has no available versions", ModelNotReadyError),
         ("StatusCode.INVALID_ARGUMENT", "input_ids[0][1] = 40000 is outside the vocabulary", InvalidInputError),

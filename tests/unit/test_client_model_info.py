@@ -10,7 +10,7 @@ from distilbert_client import IncompatibleModelError, RetryPolicy
 from distilbert_client._model_info import ModelInfo, check_tokenizer
 from distilbert_client._retry import Deadline
 from distilbert_client._tokenize import Encoder
-from export import ServingConfig, write_model
+from distilbert_serving.export import ServingConfig, write_model
 
 SINGLE = "single_label_classification"
 

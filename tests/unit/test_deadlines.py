@@ -1,6 +1,6 @@
-"""Forwards cut to fit the callers' deadlines (clf_serving.deadlines)."""
+"""Forwards cut to fit the callers' deadlines (deadlines)."""
 
-from clf_serving.deadlines import TokenRate, chunk_tokens, chunks, too_late
+from distilbert_serving.deadlines import TokenRate, chunk_tokens, chunks, too_late
 
 
 def test_no_timeout_or_no_measured_speed_means_one_forward():

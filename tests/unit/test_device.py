@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from clf_serving.device import (
+from distilbert_serving.token_model.device import (
     GPU_INSTANCE_THREADS,
     UnsupportedNumpy,
     UnsupportedPrecision,

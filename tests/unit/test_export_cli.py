@@ -7,9 +7,7 @@ import pytest
 from google.protobuf import json_format
 from tritonclient.grpc import model_config_pb2 as mc
 
-from clf_serving.knobs import ConfigError, knobs_of
-from clf_serving.settings import PRECISIONS, ServingKnobs, read_settings
-from export import (
+from distilbert_serving.export import (
     ServingConfig,
     TextModelConfig,
     build_parser,
@@ -19,7 +17,9 @@ from export import (
     text_model_config,
     write_model,
 )
-from text_serving.settings import TokenizeOptions, read_text_settings
+from distilbert_serving.knobs import ConfigError, knobs_of
+from distilbert_serving.text_model.settings import TokenizeOptions, read_text_settings
+from distilbert_serving.token_model.settings import PRECISIONS, ServingKnobs, read_settings
 
 FACTS = {
     "problem_type": "single_label_classification",
@@ -85,7 +85,7 @@ def test_options_reach_the_model_through_the_parameters_export_writes():
     ],
 )
 def test_export_refuses_what_the_model_would_refuse_at_load_before_writing(tmp_path, capsys, argv, phrase):
-    from export import main
+    from distilbert_serving.export import main
 
     with pytest.raises(SystemExit) as exited:
         main(["--checkpoint", str(tmp_path / "absent"), "--repository", str(tmp_path / "repo"), *argv])

@@ -1,6 +1,6 @@
 """Every GEMM path of the packed forward gives the transformers model's logits.
 
-The path is chosen per CPU at load (``clf_serving/gemm.py``), so a machine serves with
+The path is chosen per CPU at load (``token_model/gemm.py``), so a machine serves with
 whichever is fastest there; these tests force each path the CPU can run, so whichever
 gets chosen in production has been checked against transformers here.
 """
@@ -11,11 +11,11 @@ import torch
 import torch.nn.functional as F
 from transformers import DistilBertForSequenceClassification
 
-from clf_serving.engine import ClassifierEngine
-from clf_serving.gemm import GemmPathUnavailable, Linear, available_paths, choose_path
-from clf_serving.packed import PackedClassifier, _plan
-from clf_serving.settings import ServingSettings
-from clf_serving.validation import Sequence
+from distilbert_serving.token_model.engine import ClassifierEngine
+from distilbert_serving.token_model.gemm import GemmPathUnavailable, Linear, available_paths, choose_path
+from distilbert_serving.token_model.packed import PackedClassifier, _plan
+from distilbert_serving.token_model.settings import ServingSettings
+from distilbert_serving.token_model.validation import Sequence
 from helpers import assert_masks_with_holes_honoured, corpus_ids, reference_logits, reference_model
 
 FP32_PATHS = available_paths(torch.device("cpu"), torch.float32)

@@ -7,9 +7,9 @@ import pytest
 from google.protobuf import json_format, text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
-from clf_serving.settings import ServingSettings, read_settings
-from export import ServingConfig, TextModelConfig, model_config, text_model_config
-from text_serving.settings import TextSettings, TokenizeOptions, read_text_settings
+from distilbert_serving.export import ServingConfig, TextModelConfig, model_config, text_model_config
+from distilbert_serving.text_model.settings import TextSettings, TokenizeOptions, read_text_settings
+from distilbert_serving.token_model.settings import ServingSettings, read_settings
 
 REPOSITORY = Path(__file__).resolve().parents[2] / "model_repository"
 TOKEN, TEXT = "distilbert_classifier", "distilbert_text"
@@ -96,5 +96,5 @@ def test_token_model_reads_its_knobs_and_facts():
 
 def test_text_model_reads_where_its_work_goes_and_its_request_defaults():
     settings = read_text_settings(as_json(committed(TEXT)))
-    assert settings.classifier_model == TOKEN and settings.tokenizer == f"{TOKEN}/1/checkpoint"
+    assert settings.token_model == TOKEN and settings.tokenizer == f"{TOKEN}/1/checkpoint"
     assert settings.defaults == TokenizeOptions(truncation=True, truncation_side="right")

@@ -8,10 +8,11 @@ from types import SimpleNamespace
 import pytest
 from tritonclient.utils import InferenceServerException
 
-from clf_serving.engine import ForwardStats
-from clf_serving.metrics import ForwardMetrics
-from clf_serving.outcomes import (
-    DEADLINE_PARAMETER,
+from distilbert_client import DeadlineExceededError
+from distilbert_client._core import server_deadline
+from distilbert_client._errors import map_error
+from distilbert_serving.contract import DEADLINE_PARAMETER, Reason, reason_of
+from distilbert_serving.outcomes import (
     DROP_REASONS,
     Counters,
     Dropped,
@@ -20,10 +21,9 @@ from clf_serving.outcomes import (
     expire,
     time_left_s,
 )
-from clf_serving.validation import InvalidRequest
-from distilbert_client import DeadlineExceededError
-from distilbert_client._core import DEADLINE_PARAMETER as CLIENT_DEADLINE_PARAMETER
-from distilbert_client._errors import map_error
+from distilbert_serving.token_model.engine import ForwardStats
+from distilbert_serving.token_model.metrics import ForwardMetrics
+from distilbert_serving.token_model.validation import InvalidRequest
 
 
 class Counter:
@@ -133,7 +133,7 @@ def test_the_client_library_stamps_the_parameter_the_models_read_and_reads_their
     metrics = Counters(MetricFamily, {"model": "m"}, {"dropped": ("x_dropped_total", "")}, flush_s=None)
     answer = InferenceServerException(msg=str(expire(0.1, metrics["dropped"])), status="StatusCode.CANCELLED")
 
-    assert CLIENT_DEADLINE_PARAMETER == DEADLINE_PARAMETER
+    assert set(server_deadline(1.0)["parameters"]) == {DEADLINE_PARAMETER}
     assert isinstance(map_error(answer), DeadlineExceededError)  # failed its deadline: not retried
 
 
@@ -142,8 +142,9 @@ def test_each_outcome_gets_its_status_and_outputs_get_no_error():
     dropped = error_response(PB_UTILS, Dropped("gone", "expired"), InvalidRequest).error
     failure = TritonError("forward failed: out of memory")
 
-    assert (invalid.message(), invalid.code()) == ("input_ids is required", TritonError.INVALID_ARG)
-    assert (dropped.message(), dropped.code()) == ("gone", TritonError.CANCELLED)
+    assert (invalid.message(), invalid.code()) == ("[invalid_input] input_ids is required", TritonError.INVALID_ARG)
+    assert (dropped.message(), dropped.code()) == ("[expired] gone", TritonError.CANCELLED)
+    assert (reason_of(invalid.message()), reason_of(dropped.message())) == (Reason.INVALID_INPUT, Reason.EXPIRED)
     relayed = error_response(PB_UTILS, failure, InvalidRequest).error
     assert (relayed.message(), relayed.code()) == ("forward failed: out of memory", None)
     assert error_response(PB_UTILS, ("logits", "scores"), InvalidRequest) is None

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from clf_serving.scores import resolve_problem_type, scores_from_logits
+from distilbert_serving.contract import resolve_problem_type
+from distilbert_serving.token_model.scores import scores_from_logits
 
 
 def test_softmax_rows_sum_to_one_and_keep_order():

@@ -1,8 +1,4 @@
-"""Each knob is defined once, in its model's settings module; config errors are ``ConfigError`` at load.
-
-Each model carries its own copy of the knob module, so the text model's ``ConfigError`` is
-``text_serving.knobs.ConfigError``.
-"""
+"""Each knob is defined once, in its model's settings module; config errors are ``ConfigError`` at load."""
 
 from __future__ import annotations
 
@@ -11,8 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from clf_serving.knobs import ConfigError, Knob, knobs_of
-from clf_serving.settings import (
+from distilbert_serving.knobs import ConfigError, Knob, knobs_of
+from distilbert_serving.text_model.settings import (
+    TextSettings,
+    TokenizeOptions,
+    check_checkpoint_facts,
+    read_max_batch_size,
+    read_text_settings,
+    top_level_field,
+)
+from distilbert_serving.text_model.validation import InvalidText
+from distilbert_serving.token_model.settings import (
     FORWARD_MODES,
     PRECISIONS,
     ServingKnobs,
@@ -21,16 +26,6 @@ from clf_serving.settings import (
     cpu_instances,
     read_settings,
 )
-from text_serving import knobs as text_knobs
-from text_serving.settings import (
-    TextSettings,
-    TokenizeOptions,
-    check_checkpoint_facts,
-    read_max_batch_size,
-    read_text_settings,
-    top_level_field,
-)
-from text_serving.validation import InvalidText
 
 REPOSITORY = Path(__file__).resolve().parents[2] / "model_repository"
 
@@ -41,15 +36,8 @@ def parameters(**values: str) -> dict:
 
 
 def text_parameters(**values: str) -> dict:
-    written = {"classifier_model": "c", "tokenizer": "c/1/checkpoint", "max_sequence_length": "512", "labels": '["a"]'}
+    written = {"token_model": "c", "tokenizer": "c/1/checkpoint", "max_sequence_length": "512", "labels": '["a"]'}
     return parameters(**{**written, **values})
-
-
-@pytest.mark.parametrize("module", ["knobs.py", "outcomes.py"])
-def test_both_models_carry_the_same_shared_modules(module):
-    # Each model folder loads on its own in Triton, so what both share is copied, byte for byte.
-    clf = REPOSITORY / "distilbert_classifier" / "1" / "clf_serving" / module
-    assert (Path(text_knobs.__file__).parent / module).read_text() == clf.read_text()
 
 
 def test_token_knobs_are_name_type_default_choices_and_doc_in_one_place():
@@ -71,7 +59,7 @@ def test_token_knobs_are_name_type_default_choices_and_doc_in_one_place():
 
 
 def test_engine_dtypes_cover_exactly_the_precisions():
-    from clf_serving.engine import DTYPES
+    from distilbert_serving.token_model.engine import DTYPES
 
     assert set(DTYPES) == set(PRECISIONS)
 
@@ -159,14 +147,14 @@ def test_text_settings_read_the_request_defaults_from_their_knobs():
     ],
 )
 def test_bad_text_config_value_is_a_config_error_not_a_request_error(values, phrase):
-    with pytest.raises(text_knobs.ConfigError) as raised:
+    with pytest.raises(ConfigError) as raised:
         read_text_settings(text_parameters(**values))
     assert not isinstance(raised.value, InvalidText)
     assert phrase in str(raised.value)
 
 
 def test_text_settings_require_what_export_writes():
-    with pytest.raises(text_knobs.ConfigError, match="lacks parameter"):
+    with pytest.raises(ConfigError, match="lacks parameter"):
         read_text_settings(parameters(tokenizer="x"))
 
 
@@ -199,7 +187,7 @@ def test_a_token_model_that_does_not_batch_or_is_missing_is_a_config_error(tmp_p
     config = tmp_path / "config.pbtxt"
     if content is not None:
         config.write_text(content)
-    with pytest.raises(text_knobs.ConfigError, match=phrase):
+    with pytest.raises(ConfigError, match=phrase):
         read_max_batch_size(config)
 
 
@@ -212,5 +200,5 @@ def checkpoint_folder(tmp_path: Path, labels: list[str], max_length: int) -> Pat
 def test_checkpoint_facts_that_match_pass_and_those_that_differ_are_a_config_error(tmp_path):
     settings = TextSettings("c", "c/1/checkpoint", 512, ("neg", "pos"))
     check_checkpoint_facts(settings, checkpoint_folder(tmp_path, ["neg", "pos"], 512))
-    with pytest.raises(text_knobs.ConfigError, match="re-run build/export.py"):
+    with pytest.raises(ConfigError, match="re-run build/export.py"):
         check_checkpoint_facts(settings, checkpoint_folder(tmp_path, ["neg", "neu", "pos"], 512))

@@ -1,9 +1,11 @@
-"""The cores of a model's CPU instances, shared among those computing (``clf_serving.cores``)."""
+"""The cores of a model's CPU instances, shared among those computing (``token_model.cores``)."""
 
 import subprocess
 import sys
+from pathlib import Path
 
-from clf_serving.cores import (
+from distilbert_serving.token_model import cores
+from distilbert_serving.token_model.cores import (
     BUSY,
     FREE,
     IDLE,
@@ -15,9 +17,8 @@ from clf_serving.cores import (
     table_path,
     threads_for,
 )
-from project_paths import PROJECT
 
-MODEL_DIR = PROJECT / "model_repository" / "distilbert_classifier" / "1"
+MODEL_DIR = Path(cores.__file__).parent
 
 
 def test_threads_are_the_cores_divided_among_the_busy_forwards():
@@ -93,6 +94,6 @@ def test_the_model_limits_idle_spin_before_anything_loads_torch():
     # OpenMP reads its environment once, when torch loads it: the limit must come first.
     source = (MODEL_DIR / "model.py").read_text()
     assert source.index("limit_idle_spin()") < source.index("import torch")
-    probe = "import sys; import clf_serving.cores; print('torch' in sys.modules)"
+    probe = "import sys; import distilbert_serving.token_model.cores; print('torch' in sys.modules)"
     loaded = subprocess.run([sys.executable, "-c", probe], cwd=MODEL_DIR, capture_output=True, text=True, check=True)
     assert loaded.stdout.strip() == "False"

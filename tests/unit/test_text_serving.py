@@ -6,12 +6,19 @@ import numpy as np
 import pytest
 from transformers import AutoTokenizer
 
-from corpus import english_texts
-from text_serving.batching import all_rows, chunk_deadlines, row_spans, split_answers
-from text_serving.encoding import TooLong, encode_items, pad_rows, tokenize_requests, top_labels
-from text_serving.outcomes import DEADLINE_PARAMETER
-from text_serving.relay import deadline_arguments, relayed_error
-from text_serving.validation import InvalidText, TextItem, TokenizeOptions, decode_strings, parse_options, request_items
+from distilbert_serving.corpus import english_texts
+from distilbert_serving.outcomes import DEADLINE_PARAMETER
+from distilbert_serving.text_model.batching import all_rows, chunk_deadlines, row_spans, split_answers
+from distilbert_serving.text_model.encoding import TooLong, encode_items, pad_rows, tokenize_requests, top_labels
+from distilbert_serving.text_model.relay import deadline_arguments, relayed_error
+from distilbert_serving.text_model.validation import (
+    InvalidText,
+    TextItem,
+    TokenizeOptions,
+    decode_strings,
+    parse_options,
+    request_items,
+)
 
 DEFAULT = TokenizeOptions()
 

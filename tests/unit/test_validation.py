@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from clf_serving.validation import InvalidRequest, Limits, validate_request
+from distilbert_serving.token_model.validation import InvalidRequest, Limits, validate_request
 
 LIMITS = Limits(vocab_size=100, max_length=8)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .outcomes import row_spans
+from ..outcomes import row_spans
 
 
 def all_rows(entries: list) -> list:

@@ -12,9 +12,9 @@ from collections import defaultdict
 
 import numpy as np
 
+from ..knobs import ConfigError
+from ..outcomes import row_spans
 from .batching import all_rows
-from .knobs import ConfigError
-from .outcomes import row_spans
 from .settings import TokenizeOptions
 from .validation import InvalidText, TextItem
 

@@ -1,11 +1,11 @@
-"""Triton Python-backend model: raw text in, the token model's classification out.
+"""The text model (Triton backend ``distilbert_text``): raw text in, the token model's classification out.
 
 One ``execute`` is one dynamic batch of text requests, in stages: decode each request's tensors
 and parameters → validate them into text rows → tokenize the rows of all requests in one batched
 call → forward them to the token model (BLS), split only at its max_batch_size → encode one
 response per request (logits, probabilities, top label). Each stage keeps one entry per request,
 its data or the error that ends it, so a malformed request, or one whose rows the token model
-failed, gets its own error while the rest is served. The logic lives in ``text_serving``.
+failed, gets its own error while the rest is served. The logic lives in this package's modules.
 
 A request whose caller cancelled it, or whose deadline passed, is answered ``CANCELLED`` before
 tokenization (``text_requests_dropped_total``); each call to the token model carries the latest
@@ -17,25 +17,22 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
 import triton_python_backend_utils as pb_utils
 
-sys.path.insert(0, str(Path(__file__).parent))
 # Rows are few and short: Rust-side threads would only contend with the token model's torch threads.
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from text_serving.batching import all_rows, chunk_deadlines, split_answers  # noqa: E402
-from text_serving.encoding import load_tokenizer, pad_rows, tokenize_requests, top_labels, warm_up  # noqa: E402
-from text_serving.metrics import COUNTERS  # noqa: E402
-from text_serving.outcomes import Counters, Dropped, drop_abandoned, error_response, time_left_s  # noqa: E402
-from text_serving.relay import deadline_arguments, relayed_error  # noqa: E402
-from text_serving.settings import check_checkpoint_facts, read_max_batch_size, read_text_settings  # noqa: E402
-from text_serving.validation import InvalidText, parse_options, request_items  # noqa: E402
-
-OUTPUTS = ("logits", "probabilities")
+from ..contract import ATTENTION_MASK, INPUT_IDS, LABEL, TEXT, TEXT_PAIR, TOKEN_OUTPUTS  # noqa: E402
+from ..outcomes import Counters, Dropped, drop_abandoned, error_response, time_left_s  # noqa: E402
+from .batching import all_rows, chunk_deadlines, split_answers  # noqa: E402
+from .encoding import load_tokenizer, pad_rows, tokenize_requests, top_labels, warm_up  # noqa: E402
+from .metrics import COUNTERS  # noqa: E402
+from .relay import deadline_arguments, relayed_error  # noqa: E402
+from .settings import check_checkpoint_facts, read_max_batch_size, read_text_settings  # noqa: E402
+from .validation import InvalidText, parse_options, request_items  # noqa: E402
 
 
 class TritonPythonModel:
@@ -43,7 +40,7 @@ class TritonPythonModel:
         self.settings = read_text_settings(json.loads(args["model_config"]))
         repository = Path(args["model_repository"]).parent
         # Facts of the token model, read where it keeps them (and checked), not copied into our config.
-        self.chunk_rows = read_max_batch_size(repository / self.settings.classifier_model / "config.pbtxt")
+        self.chunk_rows = read_max_batch_size(repository / self.settings.token_model / "config.pbtxt")
         folder = repository / self.settings.tokenizer
         check_checkpoint_facts(self.settings, folder)
         self.tokenizer = load_tokenizer(folder)
@@ -52,7 +49,7 @@ class TritonPythonModel:
         self.metrics = Counters(pb_utils.MetricFamily, labels, COUNTERS)
         warm_up(self.tokenizer, self.settings.defaults, self.settings.max_sequence_length)
         pb_utils.Logger.log_info(
-            f"{args['model_name']}: tokenizer {folder}, classifier {self.settings.classifier_model} "
+            f"{args['model_name']}: tokenizer {folder}, classifier {self.settings.token_model} "
             f"({self.chunk_rows} rows per call), {self.settings.defaults}"
         )
 
@@ -74,12 +71,12 @@ class TritonPythonModel:
         """The request's ``text`` and ``text_pair`` arrays (None when absent) and its parameters."""
         if isinstance(request, Dropped):
             return request
-        text, pair = (pb_utils.get_input_tensor_by_name(request, name) for name in ("text", "text_pair"))
+        text, pair = (pb_utils.get_input_tensor_by_name(request, name) for name in (TEXT, TEXT_PAIR))
         parameters = json.loads(request.parameters() or "{}")
         return (None if text is None else text.as_numpy(), None if pair is None else pair.as_numpy(), parameters)
 
     def validate(self, decoded):
-        """The request's ``TextItem`` rows (``text_serving.validation``), or its error."""
+        """The request's ``TextItem`` rows (``validation``), or its error."""
         if isinstance(decoded, Dropped):
             return decoded
         text, pair, parameters = decoded
@@ -118,24 +115,23 @@ class TritonPythonModel:
         error = error_response(pb_utils, outputs, InvalidText)
         if error is not None:
             return error
-        logits, probabilities = outputs
-        labels = top_labels(logits, self.settings.labels)
-        tensors = [pb_utils.Tensor("logits", logits), pb_utils.Tensor("probabilities", probabilities)]
-        return pb_utils.InferenceResponse(output_tensors=[*tensors, pb_utils.Tensor("label", labels)])
+        labels = top_labels(outputs[0], self.settings.labels)
+        tensors = [pb_utils.Tensor(name, array) for name, array in zip(TOKEN_OUTPUTS, outputs, strict=True)]
+        return pb_utils.InferenceResponse(output_tensors=[*tensors, pb_utils.Tensor(LABEL, labels)])
 
     async def classify(self, rows: list[list[int]], deadline: float | None):
         """(logits, probabilities) of the token model for ``rows``, or the ``TritonError`` it gave."""
         ids, mask = pad_rows(rows, self.pad_id)
-        inputs = [pb_utils.Tensor("input_ids", ids)]
+        inputs = [pb_utils.Tensor(INPUT_IDS, ids)]
         if mask is not None:
-            inputs.append(pb_utils.Tensor("attention_mask", mask))
+            inputs.append(pb_utils.Tensor(ATTENTION_MASK, mask))
         request = pb_utils.InferenceRequest(
-            model_name=self.settings.classifier_model,
+            model_name=self.settings.token_model,
             inputs=inputs,
-            requested_output_names=list(OUTPUTS),
+            requested_output_names=list(TOKEN_OUTPUTS),
             **deadline_arguments(deadline, time.time()),
         )
-        model = self.settings.classifier_model
+        model = self.settings.token_model
         try:
             response = await request.async_exec()
         except Exception as error:  # the call itself failed: the server is stopping, or the queue is full
@@ -143,7 +139,7 @@ class TritonPythonModel:
         if response.has_error():
             error = response.error()
             return relayed_error(pb_utils, model, error.message(), getattr(error, "code", lambda: None)())
-        return tuple(pb_utils.get_output_tensor_by_name(response, name).as_numpy() for name in OUTPUTS)
+        return tuple(pb_utils.get_output_tensor_by_name(response, name).as_numpy() for name in TOKEN_OUTPUTS)
 
     def finalize(self) -> None:
         self.metrics.close()

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from .outcomes import DEADLINE_PARAMETER
-
-# Triton's own refusals of a request (its queue is full; it waited its queue timeout). A BLS call
-# gets them as an error with status INTERNAL or none (Triton 2.51), while a direct call gets
-# UNAVAILABLE: the status that tells the caller (and the client library's retries) to come back.
-REFUSALS = ("Exceeds maximum queue size", "Request timeout expired")
+from ..contract import DEADLINE_PARAMETER, triton_refusal
 
 
 def relayed_error(pb_utils, model: str, message: str, code=None):
-    """A ``TritonError`` for the text request: the token model's ``message`` and status ``code``;
-    UNAVAILABLE when it is one of Triton's refusals."""
-    if any(phrase in message for phrase in REFUSALS):
+    """A ``TritonError`` for the text request: the token model's ``message`` and status ``code``.
+
+    Triton's overload refusals reach a BLS call with status INTERNAL or none (Triton 2.51), while a
+    direct call gets UNAVAILABLE, the status that tells the caller (and the client library's
+    retries) to come back: they are relayed as UNAVAILABLE.
+    """
+    if triton_refusal(message) == "overloaded":
         code = getattr(pb_utils.TritonError, "UNAVAILABLE", code)  # older Python backends have no codes
     return pb_utils.TritonError(f"{model}: {message}", *(() if code is None else (code,)))
 

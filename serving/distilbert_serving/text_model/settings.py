@@ -4,7 +4,7 @@ The knobs are ``TokenizeOptions`` (``truncation``, ``truncation_side``): each de
 they are the defaults a request may override with request parameters of the same names, and
 ``build/export.py`` derives its command-line options and the parameters it writes from them.
 
-The rest is written by export, not tuned. ``classifier_model`` and ``tokenizer`` say where the
+The rest is written by export, not tuned. ``token_model`` and ``tokenizer`` say where the
 work goes: the token model that this model calls (BLS) and the folder, relative to the model
 repository, that holds the tokenizer of that model's checkpoint. ``max_sequence_length`` and
 ``labels`` are published for clients; at load they are checked against that checkpoint
@@ -21,9 +21,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .knobs import ConfigError, knob, parameter_values, read_knobs
+from ..knobs import ConfigError, knob, parameter_values, read_knobs
 
-WRITTEN = ("classifier_model", "tokenizer", "max_sequence_length", "labels")
+WRITTEN = ("token_model", "tokenizer", "max_sequence_length", "labels")
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class TokenizeOptions:
 class TextSettings:
     """What the model reads at load: where its work goes, the published facts, the request defaults."""
 
-    classifier_model: str
+    token_model: str
     tokenizer: str
     max_sequence_length: int
     labels: tuple[str, ...]
@@ -61,7 +61,7 @@ def read_text_settings(model_config: dict) -> TextSettings:
             "parameters max_sequence_length (an integer) and labels (a JSON list) are malformed"
         ) from None
     return TextSettings(
-        classifier_model=values["classifier_model"],
+        token_model=values["token_model"],
         tokenizer=values["tokenizer"],
         max_sequence_length=max_length,
         labels=labels,

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .knobs import ConfigError, read_knobs
+from ..knobs import ConfigError, read_knobs
 from .settings import TokenizeOptions
 
 

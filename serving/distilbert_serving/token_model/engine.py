@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..contract import resolve_problem_type
+from ..knobs import ConfigError
 from .batching import plan_forwards, token_budget_groups
 from .device import prepare_device
 from .gemm import INT8
-from .knobs import ConfigError
 from .packed import PackedClassifier
-from .scores import resolve_problem_type
 from .settings import PRECISIONS, ServingSettings
 from .validation import Limits, Sequence
 
@@ -47,7 +47,7 @@ class ClassifierEngine:
         self.labels = tuple(config.id2label[i] for i in range(self.num_labels))
         self.limits = Limits(vocab_size=int(config.vocab_size), max_length=int(config.max_position_embeddings))
         self.pad_id = int(config.pad_token_id or 0)
-        # gemm: "auto" times the GEMM paths at load (clf_serving/gemm.py); self.packed.gemm is the choice.
+        # gemm: "auto" times the GEMM paths at load (gemm.py); self.packed.gemm is the choice.
         # Precision int8 is its own GEMM path: the model is loaded in fp32 and its linear weights quantized.
         gemm = INT8 if settings.precision == "int8" else gemm
         self.packed = PackedClassifier(model, settings.attention_overhead_tokens, gemm=gemm)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .outcomes import FLUSH_S, Counters
+from ..outcomes import FLUSH_S, Counters
 
 COUNTERS = {
     "forwards": ("clf_forward_passes_total", "Forward passes run by the classifier"),

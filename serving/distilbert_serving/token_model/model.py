@@ -1,4 +1,4 @@
-"""Triton Python-backend model: a HuggingFace DistilBERT sequence classifier.
+"""The token model (Triton backend ``distilbert``): a HuggingFace DistilBERT sequence classifier.
 
 One ``execute`` is one dynamic batch of requests, each ``[rows, length]`` token ids of
 its own length (``allow_ragged_batch``). The stages:
@@ -10,34 +10,32 @@ its own length (``allow_ragged_batch``). The stages:
 Each stage keeps one entry per request, its data or the error that ends it: a malformed request
 gets its own error while the rest of the batch is served. A request cancelled, past its gRPC deadline
 or whose ``deadline_unix_ms`` comes before its forward would end is answered ``CANCELLED`` before the
-forward (``clf_requests_dropped_total``). The serving logic lives in ``clf_serving`` (tested without Triton).
+forward (``clf_requests_dropped_total``). The logic lives in this package's modules (tested without Triton).
 """
 
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
 import triton_python_backend_utils as pb_utils
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from clf_serving.cores import instance_cores, limit_idle_spin  # noqa: E402
+from .cores import instance_cores, limit_idle_spin
 
 limit_idle_spin()  # before torch loads OpenMP: idle instances give their cores back quickly
 
 import torch  # noqa: E402
 
-from clf_serving.deadlines import TokenRate, chunk_tokens, chunks, too_late  # noqa: E402
-from clf_serving.device import check_stub_numpy, instance_device, instance_threads  # noqa: E402
-from clf_serving.engine import ClassifierEngine  # noqa: E402
-from clf_serving.metrics import ForwardMetrics  # noqa: E402
-from clf_serving.outcomes import Dropped, drop_abandoned, error_response, expire, row_spans, time_left_s  # noqa: E402
-from clf_serving.scores import scores_from_logits  # noqa: E402
-from clf_serving.settings import check_settings, cpu_instances, read_settings  # noqa: E402
-from clf_serving.validation import InvalidRequest, validate_request  # noqa: E402
+from ..contract import ATTENTION_MASK, INPUT_IDS, LOGITS, SCORES, Reason, tagged  # noqa: E402
+from ..deadlines import TokenRate, chunk_tokens, chunks, too_late  # noqa: E402
+from ..outcomes import Dropped, drop_abandoned, error_response, expire, row_spans, time_left_s  # noqa: E402
+from .device import check_stub_numpy, instance_device, instance_threads  # noqa: E402
+from .engine import ClassifierEngine  # noqa: E402
+from .metrics import ForwardMetrics  # noqa: E402
+from .scores import scores_from_logits  # noqa: E402
+from .settings import check_settings, cpu_instances, read_settings  # noqa: E402
+from .validation import InvalidRequest, validate_request  # noqa: E402
 
 
 class TritonPythonModel:
@@ -47,7 +45,7 @@ class TritonPythonModel:
         check_settings(self.settings, kind := args.get("model_instance_kind", "CPU"))
         check_stub_numpy()
         self.device = instance_device(kind, int(args.get("model_instance_device_id", 0)))
-        # CPU instances with cpu_threads 0 share the cores among those busy at each forward (clf_serving/cores.py).
+        # CPU instances with cpu_threads 0 share the cores among those busy at each forward (cores.py).
         instances, configured = cpu_instances(self.model_config), self.settings.cpu_threads
         shared = None if configured or self.device.type != "cpu" else instance_threads(self.device, 0, 1)
         threads = instance_threads(self.device, configured, instances)
@@ -80,14 +78,14 @@ class TritonPythonModel:
         """The request's ``input_ids`` and ``attention_mask`` (None when absent) arrays."""
         if isinstance(request, Dropped):
             return request
-        ids = pb_utils.get_input_tensor_by_name(request, "input_ids")
+        ids = pb_utils.get_input_tensor_by_name(request, INPUT_IDS)
         if ids is None:
-            return InvalidRequest("input_ids is required")
-        mask = pb_utils.get_input_tensor_by_name(request, "attention_mask")
+            return InvalidRequest(f"{INPUT_IDS} is required")
+        mask = pb_utils.get_input_tensor_by_name(request, ATTENTION_MASK)
         return ids.as_numpy(), None if mask is None else mask.as_numpy()
 
     def validate(self, tensors):
-        """The request's rows, checked and trimmed of padding (``clf_serving.validation``)."""
+        """The request's rows, checked and trimmed of padding (``validation``)."""
         if not isinstance(tensors, tuple):  # its error already
             return tensors
         try:
@@ -97,7 +95,7 @@ class TritonPythonModel:
 
     def forward_in_time(self, requests, entries: list) -> list:
         """``forward`` for the requests whose answer can still come in time, in chunks that fit their
-        deadlines (``clf_serving.deadlines``); before each chunk after the first, the requests whose
+        deadlines (``deadlines``); before each chunk after the first, the requests whose
         caller has gone since are dropped."""
         if not self.settings.drop_cancelled:
             return self.forward(entries)
@@ -126,7 +124,7 @@ class TritonPythonModel:
             with self.cores.busy():
                 logits, stats = self.engine.classify(sequences, self.cores.rebalance)
         except Exception as error:  # e.g. out of memory: fail this batch, keep serving
-            failure = pb_utils.TritonError(f"forward failed: {error}")
+            failure = pb_utils.TritonError(tagged(Reason.FORWARD_FAILED, f"forward failed: {error}"))
             return [e if span is None else failure for e, span in zip(entries, spans, strict=True)]
         seconds = time.perf_counter() - started
         self.metrics.record(stats, seconds * 1e6)
@@ -140,7 +138,7 @@ class TritonPythonModel:
         if error is not None:
             return error
         logits, scores = outputs
-        return pb_utils.InferenceResponse([pb_utils.Tensor("logits", logits), pb_utils.Tensor("probabilities", scores)])
+        return pb_utils.InferenceResponse([pb_utils.Tensor(LOGITS, logits), pb_utils.Tensor(SCORES, scores)])
 
     def finalize(self) -> None:
         self.metrics.close()

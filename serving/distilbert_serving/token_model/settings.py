@@ -16,12 +16,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from .knobs import ConfigError, check_knobs, knob, parameter_values, read_knobs
+from ..knobs import ConfigError, check_knobs, knob, parameter_values, read_knobs
 
-# precision → the torch dtype of the weights and activations (clf_serving.engine.DTYPES). int8 keeps
+# precision → the torch dtype of the weights and activations (engine.DTYPES). int8 keeps
 # fp32 activations and quantizes the encoder's linear weights to int8 (gemm.py, path "int8"): CPU only.
 PRECISIONS = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16", "int8": "float32"}
-# packed: dense layers on real tokens only (clf_serving/packed.py); padded: the transformers
+# packed: dense layers on real tokens only (packed.py); padded: the transformers
 # model on length-sorted padded chunks, kept as the reference path and for comparison.
 FORWARD_MODES = ("packed", "padded")
 
@@ -49,7 +49,7 @@ class ServingKnobs:
         64, "fixed cost of one attention chunk, in padded tokens (forward_mode packed)", minimum=0
     )
     max_forward_tokens: int = knob(8192, "tokens in one forward at most: its memory bound", minimum=1)
-    # Under overload the requests whose callers gave up are the work to drop first (RELIABILITY.md §2).
+    # Under overload the requests whose callers gave up are the work to drop first (docs/RELIABILITY.md).
     # The callers' deadline stamps need clocks that agree to well within the deadlines (NTP does).
     drop_cancelled: bool = knob(
         True,
