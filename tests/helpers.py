@@ -34,8 +34,9 @@ MODELS = {
     "multi_label_classification": "classifier_multi",
     "regression": "classifier_regression",
 }
-# The single-label checkpoint again, served in precision int8.
+# The single-label checkpoint again, served in precision int8, and in the default precision (auto).
 INT8_MODEL = "classifier_int8"
+AUTO_MODEL = "classifier_auto"
 
 
 @cache

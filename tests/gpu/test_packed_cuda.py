@@ -114,7 +114,7 @@ def test_bf16_is_accepted_exactly_on_gpus_with_native_bf16(cuda_device):
 def test_tf32_is_on_for_gpu_instances_unless_turned_off(checkpoint, cuda_device):
     load(checkpoint, cuda_device)
     assert torch.backends.cuda.matmul.allow_tf32 is False
-    ClassifierEngine.load(checkpoint, cuda_device, ServingSettings())
+    ClassifierEngine.load(checkpoint, cuda_device, ServingSettings(precision="fp32"))
     try:
         assert torch.backends.cuda.matmul.allow_tf32 is True
     finally:

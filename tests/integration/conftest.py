@@ -14,7 +14,7 @@ import tritonclient.grpc as grpcclient
 
 from distilbert_serving.export import ServingConfig, TextModelConfig, write_model, write_text_model
 from distilbert_serving.launch import LocalServer, options_on_free_ports
-from helpers import INT8_MODEL, MODELS
+from helpers import AUTO_MODEL, INT8_MODEL, MODELS
 
 
 @pytest.fixture(scope="session")
@@ -22,10 +22,13 @@ def model_repository(tmp_path_factory, tiny_checkpoints) -> Path:
     repository = tmp_path_factory.mktemp("model_repository")
     for problem_type, name in MODELS.items():
         # One thread each: four models share two cores with the tests themselves.
-        write_model(tiny_checkpoints[problem_type], repository, ServingConfig(model_name=name, cpu_threads=1))
+        write_model(
+            tiny_checkpoints[problem_type], repository, ServingConfig(model_name=name, cpu_threads=1, precision="fp32")
+        )
     single = "single_label_classification"
     int8 = ServingConfig(model_name=INT8_MODEL, cpu_threads=1, precision="int8")
     write_model(tiny_checkpoints[single], repository, int8)
+    write_model(tiny_checkpoints[single], repository, ServingConfig(model_name=AUTO_MODEL, cpu_threads=1))
     # The raw-text model over the single-label one (one instance: two cores; so no queue policy,
     # which needs two instances on Triton 2.51).
     text_model = TextModelConfig(instance_count=1, max_queue_size=0, queue_timeout_us=0)

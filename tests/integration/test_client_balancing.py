@@ -24,7 +24,7 @@ MODEL = "distilbert_classifier"
 @pytest.fixture(scope="module")
 def two_servers(tmp_path_factory, tiny_checkpoints):
     repository = tmp_path_factory.mktemp("balancing_repository")
-    write_model(tiny_checkpoints[SINGLE], repository, ServingConfig(model_name=MODEL, cpu_threads=1))
+    write_model(tiny_checkpoints[SINGLE], repository, ServingConfig(model_name=MODEL, cpu_threads=1, precision="fp32"))
     key = generate_admin_key()
     servers = [
         LocalServer(

@@ -36,7 +36,7 @@ class ReloadableServer(LocalServer):
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, tiny_checkpoints):
     repository = tmp_path_factory.mktemp("reload_repository")
-    write_model(tiny_checkpoints[SINGLE], repository, ServingConfig(model_name=MODEL, cpu_threads=1))
+    write_model(tiny_checkpoints[SINGLE], repository, ServingConfig(model_name=MODEL, cpu_threads=1, precision="fp32"))
     options = ServerOptions(
         model_repository=str(repository), grpc_port=free_port(), http_port=free_port(), metrics_port=free_port(),
         exit_timeout_s=5,

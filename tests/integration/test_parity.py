@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import re
+import time
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 
 from distilbert_serving.corpus import english_texts
-from helpers import INT8_MODEL, infer_ids, reference_logits, token_ids
+from distilbert_serving.outcomes import FLUSH_S
+from distilbert_serving.token_model.precision import PRECISIONS, Hardware, auto_precision, cpu_flags
+from helpers import AUTO_MODEL, INT8_MODEL, infer_ids, reference_logits, token_ids
 
 TOLERANCE = 1e-4
 SINGLE = "single_label_classification"
@@ -109,3 +114,24 @@ def test_classification_extension_returns_top_k_labels_from_labels_file(grpc_cli
     assert [int(index) for _, index, _ in decoded] == expected
     assert [label for _, _, label in decoded] == [labels[i] for i in expected]
     assert [float(score) for score, _, _ in decoded] == pytest.approx([probabilities[i] for i in expected], abs=1e-6)
+
+
+def test_served_auto_runs_the_precision_this_cpu_calls_for_and_its_counters_name_it(
+    server, grpc_client, tiny_checkpoints, texts
+):
+    checkpoint = tiny_checkpoints["single_label_classification"]
+    ids = token_ids(checkpoint, texts[:8])
+    served = np.stack([infer_ids(grpc_client, AUTO_MODEL, np.array([row])).as_numpy("logits")[0] for row in ids])
+    time.sleep(FLUSH_S + 0.2)  # the model sends its counters every FLUSH_S
+    with urllib.request.urlopen(server.metrics_url, timeout=10) as response:
+        metrics = response.read().decode()
+    labels = re.findall(rf'clf_forward_passes_total{{([^}}]*model="{AUTO_MODEL}"[^}}]*)}}', metrics)
+    precisions = {re.search(r'precision="(\w+)"', found).group(1) for found in labels}
+
+    expected = auto_precision(Hardware("cpu", cpu_flags=cpu_flags()))
+    assert precisions == {expected}, labels
+    reference = reference_logits(checkpoint, ids)
+    if PRECISIONS[expected].exact:
+        assert np.abs(served - reference).max() <= 1e-4
+    else:  # bf16 on a CPU with AMX
+        assert (served.argmax(-1) == reference.argmax(-1)).mean() >= 0.75 and np.abs(served - reference).max() <= 0.1

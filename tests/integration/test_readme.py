@@ -68,7 +68,7 @@ def default_model_server(tmp_path_factory):
     root = tmp_path_factory.mktemp("readme")
     checkpoint = write_checkpoint("full", "single_label_classification", root / "full-single")
     repository = root / "model_repository"
-    write_model(checkpoint, repository, ServingConfig())
+    write_model(checkpoint, repository, ServingConfig(precision="fp32"))
     write_text_model(checkpoint, repository, ServingConfig())
     server = LocalServer(options_on_free_ports(repository, exit_timeout_s=10), log_path=root / "tritonserver.log")
     server.start(timeout_s=300)

@@ -37,10 +37,14 @@ def reliability_repository(tmp_path_factory, tiny_checkpoints) -> Path:
     repository = tmp_path_factory.mktemp("reliability_repository")
     checkpoint = tiny_checkpoints["single_label_classification"]
     # The product's defaults (RELIABILITY.md §2): two instances, a bounded queue, request timeouts honoured.
-    write_model(checkpoint, repository, ServingConfig())
-    probe = ServingConfig(model_name=PROBE, max_queue_size=PROBE_QUEUE)
+    write_model(checkpoint, repository, ServingConfig(precision="fp32"))
+    probe = ServingConfig(model_name=PROBE, max_queue_size=PROBE_QUEUE, precision="fp32")
     write_model(checkpoint, repository, probe)
-    write_model(checkpoint, repository, ServingConfig(model_name=DEADLINE_PROBE, max_batch_size=DEADLINE_PROBE_BATCH))
+    write_model(
+        checkpoint,
+        repository,
+        ServingConfig(model_name=DEADLINE_PROBE, max_batch_size=DEADLINE_PROBE_BATCH, precision="fp32"),
+    )
     write_text_model(checkpoint, repository, ServingConfig(), TextModelConfig())
     write_text_model(checkpoint, repository, probe, TextModelConfig(model_name=TEXT_PROBE))
     return repository

@@ -36,7 +36,9 @@ def small_repository(tmp_path_factory, tiny_checkpoints) -> Path:
     repository = tmp_path_factory.mktemp("faults_repository")
     # The default export, but no queue timeout: on a busy machine 40 full batches may wait over 10 s,
     # and the SIGTERM test counts every one of them answered.
-    write_model(tiny_checkpoints["single_label_classification"], repository, ServingConfig(queue_timeout_us=0))
+    write_model(
+        tiny_checkpoints["single_label_classification"], repository, ServingConfig(queue_timeout_us=0, precision="fp32")
+    )
     return repository
 
 

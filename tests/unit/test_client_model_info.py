@@ -22,7 +22,7 @@ def served_config(tiny_checkpoints, tmp_path_factory) -> dict:
     from tritonclient.grpc import model_config_pb2
 
     repository = tmp_path_factory.mktemp("repository")
-    write_model(tiny_checkpoints[SINGLE], repository, ServingConfig(model_name="m"))
+    write_model(tiny_checkpoints[SINGLE], repository, ServingConfig(model_name="m", precision="fp32"))
     config = text_format.Parse((repository / "m" / "config.pbtxt").read_text(), model_config_pb2.ModelConfig())
     return {"config": json_format.MessageToDict(config, preserving_proto_field_name=True)}
 

@@ -19,7 +19,8 @@ from distilbert_serving.export import (
 )
 from distilbert_serving.knobs import ConfigError, knobs_of
 from distilbert_serving.text_model.settings import TokenizeOptions, read_text_settings
-from distilbert_serving.token_model.settings import PRECISIONS, ServingKnobs, read_settings
+from distilbert_serving.token_model.precision import AUTO, CHOICES
+from distilbert_serving.token_model.settings import ServingKnobs, read_settings
 
 FACTS = {
     "problem_type": "single_label_classification",
@@ -44,7 +45,7 @@ def test_cli_default_choices_and_help_come_from_the_settings_module(knob):
 
 
 def test_precision_option_offers_exactly_the_precisions_the_engine_has():
-    assert option("--precision").choices == tuple(PRECISIONS) and option("--precision").default == "fp32"
+    assert option("--precision").choices == CHOICES and option("--precision").default == AUTO
 
 
 def test_no_options_give_the_default_configs():
@@ -77,7 +78,7 @@ def test_options_reach_the_model_through_the_parameters_export_writes():
     ("argv", "phrase"),
     [
         (["--precision", "fp16", "--kind", "cpu"], "precision fp16 needs a GPU instance"),
-        (["--precision", "int3"], "precision must be one of fp32, bf16, fp16"),
+        (["--precision", "int3"], "precision must be one of auto, fp32, bf16, fp16"),
         (["--cpu-threads", "-1"], "cpu_threads must be at least 0"),
         (["--truncation-side", "middle"], "truncation_side must be one of right, left"),
         (["--instances", "1"], "on one instance stalls Triton's dynamic batcher"),

@@ -38,7 +38,7 @@ def test_the_cpu_offers_onednn_beside_aten_in_fp32():
 
 @pytest.mark.parametrize("path", FP32_PATHS)
 def test_every_fp32_gemm_path_gives_transformers_logits(checkpoint, ids, path):
-    engine = ClassifierEngine.load(checkpoint, torch.device("cpu"), ServingSettings(), gemm=path)
+    engine = ClassifierEngine.load(checkpoint, torch.device("cpu"), ServingSettings(precision="fp32"), gemm=path)
     assert engine.packed.gemm == path
     logits, _ = engine.classify([Sequence(row, None) for row in ids])
     assert np.abs(logits - reference_logits(checkpoint, [row.tolist() for row in ids])).max() <= 1e-5
@@ -46,7 +46,7 @@ def test_every_fp32_gemm_path_gives_transformers_logits(checkpoint, ids, path):
 
 @pytest.mark.parametrize("path", FP32_PATHS)
 def test_every_fp32_gemm_path_honours_masks_with_holes(checkpoint, ids, path):
-    engine = ClassifierEngine.load(checkpoint, torch.device("cpu"), ServingSettings(), gemm=path)
+    engine = ClassifierEngine.load(checkpoint, torch.device("cpu"), ServingSettings(precision="fp32"), gemm=path)
     assert_masks_with_holes_honoured(engine, checkpoint, ids, rows=(0, 3, len(ids) - 2), tolerance=1e-5)
 
 

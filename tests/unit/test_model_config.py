@@ -90,7 +90,7 @@ def test_every_parameter_export_writes_is_one_the_model_reads(model, settings_cl
 
 def test_token_model_reads_its_knobs_and_facts():
     settings = read_settings(as_json(committed(TOKEN)))
-    assert (settings.precision, settings.forward_mode, settings.checkpoint) == ("fp32", "packed", "checkpoint")
+    assert (settings.precision, settings.forward_mode, settings.checkpoint) == ("auto", "packed", "checkpoint")
     assert settings.vocab_size == 30522 and settings.num_labels == 3
 
 

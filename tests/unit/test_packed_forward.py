@@ -22,14 +22,18 @@ def ids(checkpoint):
 
 @pytest.mark.parametrize("mode", ["packed", "padded"])
 def test_engine_logits_match_transformers_one_text_at_a_time(checkpoint, ids, mode):
-    engine = ClassifierEngine.load(checkpoint, torch.device("cpu"), ServingSettings(forward_mode=mode))
+    engine = ClassifierEngine.load(
+        checkpoint, torch.device("cpu"), ServingSettings(precision="fp32", forward_mode=mode)
+    )
     logits, stats = engine.classify([Sequence(row, None) for row in ids])
     assert np.abs(logits - reference_logits(checkpoint, [row.tolist() for row in ids])).max() <= 1e-5
     assert sum(s.rows for s in stats) == len(ids)
 
 
 def test_packed_forward_pads_dense_layers_by_at_most_an_eighth(checkpoint, ids):
-    engine = ClassifierEngine.load(checkpoint, torch.device("cpu"), ServingSettings(forward_mode="packed"))
+    engine = ClassifierEngine.load(
+        checkpoint, torch.device("cpu"), ServingSettings(precision="fp32", forward_mode="packed")
+    )
     _, stats = engine.classify([Sequence(row, None) for row in ids])
     assert sum(s.real_tokens for s in stats) == sum(len(row) for row in ids)
     for forward in stats:
@@ -37,12 +41,14 @@ def test_packed_forward_pads_dense_layers_by_at_most_an_eighth(checkpoint, ids):
 
 
 def test_packed_forward_honours_masks_with_holes(checkpoint, ids):
-    engine = ClassifierEngine.load(checkpoint, torch.device("cpu"), ServingSettings(forward_mode="packed"))
+    engine = ClassifierEngine.load(
+        checkpoint, torch.device("cpu"), ServingSettings(precision="fp32", forward_mode="packed")
+    )
     assert_masks_with_holes_honoured(engine, checkpoint, ids, rows=(0, 5, 9), tolerance=1e-5)
 
 
 def test_token_budget_splits_a_large_batch_without_changing_answers(checkpoint, ids):
-    small = ServingSettings(forward_mode="packed", max_forward_tokens=256)
+    small = ServingSettings(precision="fp32", forward_mode="packed", max_forward_tokens=256)
     engine = ClassifierEngine.load(checkpoint, torch.device("cpu"), small)
     logits, stats = engine.classify([Sequence(row, None) for row in ids])
     assert len(stats) > 3
@@ -52,7 +58,9 @@ def test_token_budget_splits_a_large_batch_without_changing_answers(checkpoint, 
 
 def test_packed_forward_plans_exact_lengths_as_on_a_gpu_with_the_same_logits(checkpoint, ids):
     # On a GPU nothing is rounded up (no heap to protect), so more chunks run without a mask.
-    engine = ClassifierEngine.load(checkpoint, torch.device("cpu"), ServingSettings(forward_mode="packed"))
+    engine = ClassifierEngine.load(
+        checkpoint, torch.device("cpu"), ServingSettings(precision="fp32", forward_mode="packed")
+    )
     engine.packed.round_sizes = False
     logits, stats = engine.classify([Sequence(row, None) for row in ids])
     assert np.abs(logits - reference_logits(checkpoint, [row.tolist() for row in ids])).max() <= 1e-5
@@ -64,7 +72,9 @@ HOST_WAITS = {"aten::nonzero", "aten::item", "aten::_local_scalar_dense", "aten:
 
 
 def test_packed_forward_runs_no_operation_that_would_wait_for_a_gpu(checkpoint, ids):
-    engine = ClassifierEngine.load(checkpoint, torch.device("cpu"), ServingSettings(forward_mode="packed"))
+    engine = ClassifierEngine.load(
+        checkpoint, torch.device("cpu"), ServingSettings(precision="fp32", forward_mode="packed")
+    )
     masks = [None] * len(ids)
     masks[2] = np.ones(len(ids[2]), dtype=np.int64)
     masks[2][1] = 0

@@ -17,9 +17,9 @@ from distilbert_serving.text_model.settings import (
     top_level_field,
 )
 from distilbert_serving.text_model.validation import InvalidText
+from distilbert_serving.token_model.precision import AUTO, CHOICES, PRECISIONS
 from distilbert_serving.token_model.settings import (
     FORWARD_MODES,
-    PRECISIONS,
     ServingKnobs,
     ServingSettings,
     check_settings,
@@ -51,9 +51,7 @@ def test_token_knobs_are_name_type_default_choices_and_doc_in_one_place():
         "max_forward_tokens",
         "drop_cancelled",
     }
-    assert knobs["precision"] == Knob(
-        "precision", str, "fp32", knobs["precision"].doc, choices=tuple(PRECISIONS), minimum=None
-    )
+    assert knobs["precision"] == Knob("precision", str, AUTO, knobs["precision"].doc, choices=CHOICES, minimum=None)
     assert knobs["forward_mode"].choices == FORWARD_MODES and knobs["cpu_threads"].type is int
     assert all(k.doc for k in knobs.values())
 
@@ -85,7 +83,7 @@ def test_settings_parse_each_knob_as_its_type():
 @pytest.mark.parametrize(
     ("values", "phrase"),
     [
-        ({"precision": "int3"}, "parameter precision must be one of fp32, bf16, fp16, int8; got 'int3'"),
+        ({"precision": "int3"}, "parameter precision must be one of auto, fp32, bf16, fp16, int8; got 'int3'"),
         ({"forward_mode": "sparse"}, "parameter forward_mode must be one of packed, padded"),
         ({"cpu_threads": "two"}, "parameter cpu_threads must be an integer; got 'two'"),
         ({"max_forward_tokens": "0"}, "parameter max_forward_tokens must be at least 1; got 0"),

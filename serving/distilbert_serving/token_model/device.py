@@ -11,13 +11,13 @@ import os
 import numpy as np
 import torch
 
+from .precision import Hardware, UnsupportedPrecision, cpu_flags, resolve
+
+__all__ = ["UnsupportedPrecision", "detect", "instance_device", "instance_threads", "prepare_device"]
+
 # Threads of a GPU instance: the host only queues kernels and copies, so more threads would
 # only take cores from the other instances on the node.
 GPU_INSTANCE_THREADS = 2
-
-
-class UnsupportedPrecision(ValueError):
-    """The device cannot compute in the requested precision natively."""
 
 
 class UnsupportedNumpy(RuntimeError):
@@ -46,18 +46,21 @@ def prepare_device(device: torch.device, precision: str, tf32: bool = True) -> N
     if device.type != "cuda":
         return
     torch.cuda.set_device(device)
-    capability = torch.cuda.get_device_capability(device)
-    if precision == "bf16" and capability < (8, 0):
-        raise UnsupportedPrecision(
-            f"precision bf16 needs a GPU of compute capability 8.0 or newer (Ampere); "
-            f"{torch.cuda.get_device_name(device)} is {capability[0]}.{capability[1]}: use fp16 or fp32"
-        )
+    resolve(precision, detect(device))  # UnsupportedPrecision: bf16 on a GPU older than Ampere
     torch.backends.cuda.matmul.allow_tf32 = tf32
     # cuDNN's attention builds an execution plan for each new (batch, length) shape; a packed
     # forward sees new shapes all the time (every chunk's length is its texts'), so the
     # first text of each length pays for its plan. Flash and memory-efficient SDPA have no per-shape
     # setup. benchmarks/gpu_ceiling.py measures single texts with and without it ("sdpa_cudnn").
     torch.backends.cuda.enable_cudnn_sdp(False)
+
+
+def detect(device: torch.device) -> Hardware:
+    """The hardware of ``device``, as ``precision.resolve`` reads it."""
+    if device.type == "cuda":
+        capability = tuple(torch.cuda.get_device_capability(device))
+        return Hardware("gpu", gpu_capability=capability, gpu_name=torch.cuda.get_device_name(device))
+    return Hardware("cpu", cpu_flags=cpu_flags())
 
 
 def instance_threads(device: torch.device, configured: int, cpu_instances: int) -> int:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -12,13 +12,13 @@ import torch
 from ..contract import resolve_problem_type
 from ..knobs import ConfigError
 from .batching import plan_forwards, token_budget_groups
-from .device import prepare_device
-from .gemm import INT8
+from .device import detect, prepare_device
 from .packed import PackedClassifier
-from .settings import PRECISIONS, ServingSettings
+from .precision import PRECISIONS, resolve
+from .settings import ServingSettings
 from .validation import Limits, Sequence
 
-DTYPES = {precision: getattr(torch, dtype) for precision, dtype in PRECISIONS.items()}
+DTYPES = {name: getattr(torch, precision.dtype) for name, precision in PRECISIONS.items()}
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,7 @@ class ClassifierEngine:
         self.model = model
         self.device = device
         self.settings = settings
+        self.precision = PRECISIONS[settings.precision]
         config = model.config
         self.problem_type = resolve_problem_type(config.problem_type, config.num_labels)
         self.num_labels = int(config.num_labels)
@@ -48,8 +49,8 @@ class ClassifierEngine:
         self.limits = Limits(vocab_size=int(config.vocab_size), max_length=int(config.max_position_embeddings))
         self.pad_id = int(config.pad_token_id or 0)
         # gemm: "auto" times the GEMM paths at load (gemm.py); self.packed.gemm is the choice.
-        # Precision int8 is its own GEMM path: the model is loaded in fp32 and its linear weights quantized.
-        gemm = INT8 if settings.precision == "int8" else gemm
+        # A precision may force its own GEMM path (int8: loaded in fp32, its linear weights quantized).
+        gemm = self.precision.gemm or gemm
         self.packed = PackedClassifier(model, settings.attention_overhead_tokens, gemm=gemm)
         self.check_published_facts()
 
@@ -57,9 +58,11 @@ class ClassifierEngine:
     def load(
         cls, checkpoint: Path, device: torch.device, settings: ServingSettings, *, gemm: str = "auto", tf32: bool = True
     ) -> ClassifierEngine:
-        """The engine for ``checkpoint`` on ``device``; ``tf32``: see ``device.prepare_device``."""
+        """The engine for ``checkpoint`` on ``device`` in ``settings.precision``; ``tf32``: see ``device.prepare_device``."""
         from transformers import AutoConfig, DistilBertForSequenceClassification
 
+        # auto becomes this device's precision (precision.py); an explicit one is checked against the device.
+        settings = replace(settings, precision=resolve(settings.precision, detect(device)).name)
         prepare_device(device, settings.precision, tf32=tf32)
         config = AutoConfig.from_pretrained(checkpoint, trust_remote_code=False)
         if config.model_type != "distilbert":

@@ -52,13 +52,16 @@ class TritonPythonModel:
         self.cores = instance_cores(args["model_name"], threads, shared, instances, torch.set_num_threads)
 
         checkpoint = Path(args["model_repository"]) / args["model_version"] / self.settings.checkpoint
+        # precision auto becomes this instance's, from the hardware it landed on (precision.py).
         self.engine = ClassifierEngine.load(checkpoint, self.device, self.settings)
-        labels = {"model": args["model_name"], "version": args["model_version"]}
+        self.precision = self.engine.precision
+        # Operators see each instance's precision on its counters (label ``precision``).
+        labels = {"model": args["model_name"], "version": args["model_version"], "precision": self.precision.name}
         self.metrics = ForwardMetrics(pb_utils.MetricFamily, labels)
         self.rate = TokenRate()
         pb_utils.Logger.log_info(
             f"{args['model_name']}: {self.engine.problem_type}, {self.engine.num_labels} labels, "
-            f"{self.settings.precision} on {self.device}, {threads} threads"
+            f"precision {self.precision.name} ({self.settings.precision} asked) on {self.device}, {threads} threads"
             f"{f' ({shared} while the other instances idle)' if shared else ''}, {self.engine.packed.gemm_choice}"
         )
 

@@ -17,10 +17,8 @@ import json
 from dataclasses import dataclass
 
 from ..knobs import ConfigError, check_knobs, knob, parameter_values, read_knobs
+from .precision import AUTO, CHOICES, PRECISIONS
 
-# precision → the torch dtype of the weights and activations (engine.DTYPES). int8 keeps
-# fp32 activations and quantizes the encoder's linear weights to int8 (gemm.py, path "int8"): CPU only.
-PRECISIONS = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16", "int8": "float32"}
 # packed: dense layers on real tokens only (packed.py); padded: the transformers
 # model on length-sorted padded chunks, kept as the reference path and for comparison.
 FORWARD_MODES = ("packed", "padded")
@@ -30,11 +28,14 @@ FORWARD_MODES = ("packed", "padded")
 class ServingKnobs:
     """The model's knobs; their defaults are what ``make serve`` uses (see README)."""
 
+    # auto: each instance picks at load from the hardware it lands on (precision.py): one repository
+    # serves bf16 on GPUs and AMX CPUs and exact fp32 elsewhere.
     precision: str = knob(
-        "fp32",
-        "dtype of weights and activations: fp32; bf16 on CPUs with AMX and on GPUs; fp16 on GPUs only; "
-        "int8 (CPU only): the encoder's linear layers in int8, activations quantized per token",
-        choices=tuple(PRECISIONS),
+        AUTO,
+        "dtype of weights and activations: auto (each instance: bf16 on GPUs of compute capability 8.0+ and on "
+        "CPUs with AMX, fp16 on older GPUs, fp32 elsewhere); fp32 (exact); bf16; fp16 (GPUs only); int8 (CPUs "
+        "only): the encoder's linear layers in int8, activations quantized per token",
+        choices=CHOICES,
     )
     cpu_threads: int = knob(
         0, "torch threads per CPU instance; 0: the cores, shared among the instances busy at each layer", minimum=0
@@ -79,11 +80,14 @@ def check_settings(knobs: ServingKnobs, instance_kind: str) -> None:
     (Triton decides at load, where this runs again with the kind it chose).
     """
     check_knobs(knobs)
-    if knobs.precision == "fp16" and instance_kind.lower() == "cpu":
-        raise ConfigError("precision fp16 needs a GPU instance (export --kind gpu); use bf16 or fp32 on the CPU")
-    if knobs.precision == "int8" and instance_kind.lower() == "gpu":
-        raise ConfigError("precision int8 runs on CPU instances only (export --kind cpu); use fp16 or bf16 on a GPU")
-    if knobs.precision == "int8" and knobs.forward_mode != "packed":
+    precision, kind = PRECISIONS.get(knobs.precision), instance_kind.lower()
+    if precision and kind in ("cpu", "gpu") and kind not in precision.kinds:
+        (other,) = set(precision.kinds)
+        need = "needs a GPU instance" if other == "gpu" else "runs on CPU instances only"
+        raise ConfigError(
+            f"precision {precision.name} {need} (export --kind {other}); use {AUTO}, bf16 or fp32 on a {kind} instance"
+        )
+    if precision and precision.gemm and knobs.forward_mode != "packed":
         raise ConfigError("precision int8 quantizes the packed forward's layers: use forward_mode packed")
 
 
