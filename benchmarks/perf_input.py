@@ -11,12 +11,12 @@ step s, and refuses to start unless those N steps have the same shape. So:
 
 * token ids (default): one entry per text, ``input_ids`` of its own length: for ``-b 1``.
 * token ids, ``--padded``: every text padded to the longest one, with an ``attention_mask``: for any
-  ``-b``. The model drops right padding before its forward (``clf_serving/validation.py``), so the
+  ``-b``. The model drops right padding before its forward (``token_model/validation.py``), so the
   padding costs bytes on the wire, not compute.
 * strings (``--text``): ``text`` of shape ``[1]`` per entry, for ``distilbert_text``, any ``-b``.
 
-Tokenization is the served model's: the same tokenizer folder ``build/export.py`` was given,
-truncated to its maximum length, as the Python client does.
+Tokenization is the served model's: its own tokenizer folder, truncated to its maximum length, as the
+Python client does.
 """
 
 from __future__ import annotations
@@ -26,58 +26,29 @@ import json
 import sys
 from pathlib import Path
 
-TOKEN_INPUT = "input_ids"
-MASK_INPUT = "attention_mask"
-TEXT_INPUT = "text"
 
-
-def read_texts(path: Path) -> list[str]:
-    """One text per line; blank lines skipped (the text model refuses blank texts)."""
-    texts = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
-    texts = [text for text in texts if text]
-    if not texts:
-        raise SystemExit(f"{path} holds no text: write one text per line")
-    return texts
-
-
-def token_input_data(ids: list[list[int]], padded: bool = False) -> dict:
+def token_entries(ids: list[list[int]], padded: bool = False) -> list[dict]:
     """Entries for the token model; ``padded``: all rows right-padded to the longest, with a mask."""
     if not padded:
-        return {"data": [{TOKEN_INPUT: {"content": row, "shape": [len(row)]}} for row in ids]}
+        return [{"input_ids": {"content": row, "shape": [len(row)]}} for row in ids]
     longest = max(map(len, ids))
-    entries = []
-    for row in ids:
-        padding = [0] * (longest - len(row))
-        entries.append(
-            {
-                TOKEN_INPUT: {"content": row + padding, "shape": [longest]},
-                MASK_INPUT: {"content": [1] * len(row) + padding, "shape": [longest]},
-            }
-        )
-    return {"data": entries}
-
-
-def text_input_data(texts: list[str]) -> dict:
-    """Entries for the text model: one string per entry, any ``-b``."""
-    return {"data": [{TEXT_INPUT: {"content": [text], "shape": [1]}} for text in texts]}
+    return [
+        {
+            "input_ids": {"content": row + [0] * (longest - len(row)), "shape": [longest]},
+            "attention_mask": {"content": [1] * len(row) + [0] * (longest - len(row)), "shape": [longest]},
+        }
+        for row in ids
+    ]
 
 
 def write_token_input_data(ids: list[list[int]], path: Path, padded: bool = False) -> Path:
-    path.write_text(json.dumps(token_input_data(ids, padded)))
+    path.write_text(json.dumps({"data": token_entries(ids, padded)}))
     return path
 
 
 def write_text_input_data(texts: list[str], path: Path) -> Path:
-    """perf_analyzer --input-data for a BYTES ``text`` input: one string per entry."""
-    path.write_text(json.dumps(text_input_data(texts)))
+    path.write_text(json.dumps({"data": [{"text": {"content": [text], "shape": [1]}} for text in texts]}))
     return path
-
-
-def tokenize(tokenizer_folder: str, texts: list[str]) -> list[list[int]]:
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_folder)
-    return tokenizer(texts, truncation=True)["input_ids"]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -95,13 +66,17 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--padded pads token ids: give --tokenizer too (strings need no padding)")
 
     if args.corpus is not None:
-        from corpus import english_texts
+        from distilbert_serving.corpus import english_texts
 
         texts = english_texts(args.corpus)
-    else:
-        texts = read_texts(args.texts)
+    else:  # blank lines skipped: the text model refuses blank texts
+        texts = [line.strip() for line in args.texts.read_text(encoding="utf-8").splitlines() if line.strip()]
+        if not texts:
+            parser.error(f"{args.texts} holds no text: write one text per line")
     if args.tokenizer:
-        ids = tokenize(args.tokenizer, texts)
+        from transformers import AutoTokenizer
+
+        ids = AutoTokenizer.from_pretrained(args.tokenizer)(texts, truncation=True)["input_ids"]
         write_token_input_data(ids, args.out, args.padded)
         what = "token ids, padded alike (any -b)" if args.padded else "token ids (use -b 1, or --padded for -b N)"
     elif args.text:

@@ -2,14 +2,13 @@
 
     python benchmarks/precision_report.py            # writes checkpoints/minilm-topics and prints the report
 
-Random weights say little about precision: their logits sit close together, so tiny
-rounding flips the argmax. This report uses the real all-MiniLM-L6-v2 encoder (converted
-into DistilBERT classes, build/checkpoints.py) and trains the classification head, in
-fp32 on frozen encoder features, on a real labelled task: which area of the Python
-standard library a docstring comes from (benchmarks/corpus.py TOPICS). Then the served engine
-(packed forward) runs every text in fp32 and in each reduced precision, and the report
-gives max |Δlogit|, argmax agreement, accuracy on held-out texts, and the fp32 margins
-(top-1 − top-2 logit) of any disagreements.
+Random weights say little about precision: their logits sit close together, so tiny rounding flips
+the argmax. This report converts the real all-MiniLM-L6-v2 encoder into DistilBERT classes and trains
+the classification head, in fp32 on frozen encoder features, on a real labelled task: which area of
+the Python standard library a docstring comes from (``distilbert_serving.corpus.labelled_texts``).
+Then the served engine runs every text in fp32 and in each reduced precision, batched and alone, and
+the report gives max |Δlogit|, argmax agreement, held-out accuracy, and the fp32 margins (top-1 −
+top-2 logit) of any disagreements.
 """
 
 from __future__ import annotations
@@ -20,38 +19,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import project_paths  # noqa: F401  (build/, docker/ and the models' packages by name)
-from checkpoints import build_model, build_tokenizer
-from corpus import labelled_texts
+from distilbert_serving.checkpoints import build_model, build_tokenizer, train_head
+from distilbert_serving.corpus import labelled_texts
 
 PROJECT = Path(__file__).resolve().parent.parent
 OUT = PROJECT / "checkpoints" / "minilm-topics"
-
-
-def train_head(model, ids: list[list[int]], labels: np.ndarray, train: np.ndarray, steps: int = 400) -> None:
-    """Fit pre_classifier + classifier on frozen [CLS] features of the training texts."""
-    torch.manual_seed(0)
-    with torch.inference_mode():
-        features = torch.cat([model.distilbert(input_ids=torch.tensor([row])).last_hidden_state[:, 0] for row in ids])
-    features = features.clone()
-    head = torch.nn.Sequential(model.pre_classifier, torch.nn.ReLU(), model.classifier)
-    optimizer = torch.optim.AdamW(head.parameters(), lr=1e-3, weight_decay=1e-2)
-    target = torch.from_numpy(labels)
-    for _ in range(steps):
-        optimizer.zero_grad()
-        loss = torch.nn.functional.cross_entropy(head(features[train]), target[train])
-        loss.backward()
-        optimizer.step()
-    model.eval()
 
 
 def engine_logits(precision: str, ids: list[list[int]], alone: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
     """The served engine's logits for all texts in one call (batched as a busy server batches them) and, with
     ``alone``, for each text alone: a precision whose rounding depends on the batch gives a text other
     answers under load."""
-    from clf_serving.engine import ClassifierEngine
-    from clf_serving.settings import ServingSettings
-    from clf_serving.validation import Sequence
+    from distilbert_serving.token_model.engine import ClassifierEngine
+    from distilbert_serving.token_model.settings import ServingSettings
+    from distilbert_serving.token_model.validation import Sequence
 
     engine = ClassifierEngine.load(OUT, torch.device("cpu"), ServingSettings(precision=precision))
     rows = [Sequence(np.asarray(row, dtype=np.int64), None) for row in ids]

@@ -2,8 +2,8 @@
 
     python benchmarks/soak.py --checkpoint checkpoints/full-single --minutes 30 --json bench-results/soak.json
 
-Exports the token and raw-text models with the defaults users get (``build/export.py``), starts them
-with ``build/launch.py`` (its stub watchdog on, as in development) and, for ``--minutes``, runs at once:
+Exports the token and raw-text models with the defaults users get, starts them with ``build/launch.py``
+(its stub watchdog on) and, for ``--minutes``, runs at once:
 
     steady     closed loop of well-formed requests: real English texts of varied length, one per request,
                to the token model; every answer compared with the text's unloaded answer
@@ -12,17 +12,15 @@ with ``build/launch.py`` (its stub watchdog on, as in development) and, for ``--
     bursts     every ``--burst-every-s``, ``--burst-s`` of open-loop traffic at 3 × the measured capacity,
                each request with a 0.5 s deadline: answered right, refused (UNAVAILABLE), or expired
     fault      at ``--kill-at-s``, SIGKILL one Python-backend stub of the token model; the launcher
-               restarts the server (RELIABILITY.md §3)
+               restarts the server
 
-Every request ends in one of: ``ok`` (right answer), ``wrong`` (an answer, not the right one), ``refused``
-(UNAVAILABLE from a full queue or a queue timeout), ``expired`` (its deadline passed), ``invalid``
-(a malformed request refused INVALID_ARGUMENT, as it must be), or ``error``. Errors while the injected
-fault is being recovered (from the kill until 5 s after the steady callers are answered again) are counted
-apart.
-
-Figures (printed as the Markdown rows RELIABILITY.md quotes, and with ``--json``): requests by outcome and
-phase; wrong answers; server restarts besides the injected one; RSS of the server and its stubs after
-warm-up and at the end of the longest stretch without a restart; readiness at the end.
+Every request ends ``ok`` (right answer), ``wrong``, ``refused`` (UNAVAILABLE: a full queue or a queue
+timeout), ``expired`` (its deadline passed), ``invalid`` (a malformed request refused INVALID_ARGUMENT,
+as it must be) or ``error``; those while the injected fault is recovered (from the kill until 5 s after
+the steady callers are answered again) are counted apart. Figures (printed as Markdown rows, and with
+``--json``): requests by outcome and phase; wrong answers; server restarts besides the injected one; RSS
+of the server and its stubs after warm-up and at the end of the longest stretch without a restart;
+readiness at the end.
 """
 
 from __future__ import annotations
@@ -38,26 +36,23 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import tritonclient.grpc as grpcclient
-from tritonclient.grpc.aio import InferenceServerClient
 from tritonclient.utils import InferenceServerException
 
-import project_paths  # noqa: F401  (build/, docker/ and the models' packages by name)
-from launch import STUB_NAME, child_processes, free_port
-from load_test import Workload, deadline_arguments, rss_mib, serving_config
-from perf_analyzer import model_metrics
+from distilbert_serving.launch import STUB_NAME, child_processes, free_port
+from distilbert_serving.load_test import LoadClient, Workload, model_metrics, rss_mib, serving_config
 
 PROJECT = Path(__file__).resolve().parent.parent
 LAUNCHER = PROJECT / "build" / "launch.py"
 TOKEN, TEXT = "distilbert_classifier", "distilbert_text"
 TOLERANCE = 1e-4
-REFUSED = ("Exceeds maximum queue size", "Request timeout expired")
+REFUSED = ("Exceeds maximum queue size", "Request timeout expired")  # Triton's refusals: UNAVAILABLE
+OUTCOMES = {"DEADLINE_EXCEEDED": "expired", "CANCELLED": "expired", "INVALID_ARGUMENT": "invalid"}  # by gRPC status
 BURST_DEADLINE_S = 0.5
 
 
@@ -157,14 +152,11 @@ class Soak:
         return sum(1 for _, line in self.events if line.startswith("a Python-backend stub died"))
 
     def is_ready(self) -> bool:
-        for path in ("/v2/health/ready", f"/v2/models/{TOKEN}/ready", f"/v2/models/{TEXT}/ready"):
-            try:
-                with urllib.request.urlopen(f"http://localhost:{self.http_port}{path}", timeout=5) as response:
-                    if response.status != 200:
-                        return False
-            except OSError:
-                return False
-        return True
+        client = grpcclient.InferenceServerClient(self.url)
+        try:
+            return client.is_server_ready() and all(client.is_model_ready(model) for model in (TOKEN, TEXT))
+        except InferenceServerException:
+            return False
 
     def stop(self) -> int | None:
         if self.launcher is None or self.launcher.poll() is not None:
@@ -201,11 +193,7 @@ def classify_error(error: BaseException) -> tuple[str, str]:
     status, message = str(error.status()).rsplit(".", 1)[-1], error.message() or ""
     if status == "UNAVAILABLE" and any(phrase in message for phrase in REFUSED):
         return "refused", f"{status}: {message}"
-    if status in ("DEADLINE_EXCEEDED", "CANCELLED"):
-        return "expired", f"{status}: {message}"
-    if status == "INVALID_ARGUMENT":
-        return "invalid", f"{status}: {message}"
-    return "error", f"{status}: {message}"
+    return OUTCOMES.get(status, "error"), f"{status}: {message}"
 
 
 def malformed_requests(vocab_size: int) -> list[tuple[str, str, list]]:
@@ -234,17 +222,12 @@ def malformed_requests(vocab_size: int) -> list[tuple[str, str, list]]:
 
 async def soak(state: Soak, workload: Workload, texts: list[str]) -> dict:
     args = state.args
-    client = InferenceServerClient(state.url)
-    outputs = [grpcclient.InferRequestedOutput("logits")]
+    token = LoadClient(state.url, TOKEN)
+    client, outputs = token.client, token.outputs
     rng = random.Random(0)
 
     async def token_call(index: int, deadline_s: float) -> np.ndarray:
-        tensor = grpcclient.InferInput("input_ids", list(workload.ids[index].shape), "INT64")
-        tensor.set_data_from_numpy(workload.ids[index])
-        result = await asyncio.wait_for(
-            client.infer(TOKEN, [tensor], outputs=outputs, **deadline_arguments(deadline_s)), timeout=deadline_s
-        )
-        return result.as_numpy("logits")
+        return await token.infer(workload.ids[index], deadline_s)
 
     async def text_call(index: int, deadline_s: float) -> np.ndarray:
         tensor = grpcclient.InferInput("text", [1, 1], "BYTES")
@@ -307,10 +290,7 @@ async def soak(state: Soak, workload: Workload, texts: list[str]) -> dict:
         while time.monotonic() + args.burst_every_s < end:
             await asyncio.sleep(args.burst_every_s - args.burst_s)
             rate, burst_end, tasks = 3 * capacity, time.monotonic() + args.burst_s, []
-            print(
-                f"[soak] burst: {args.burst_s:.0f} s at {rate:.0f} requests/s, {BURST_DEADLINE_S} s deadline",
-                flush=True,
-            )
+            print(f"[soak] burst: {args.burst_s:.0f} s at {rate:.0f}/s, {BURST_DEADLINE_S} s deadline", flush=True)
             pid, before = state.server_pid(), state.never_computed()
             unanswered_before, others_refused_before = state.unanswered("bursts"), state.refused_except("bursts")
             while time.monotonic() < burst_end:
@@ -348,17 +328,9 @@ async def soak(state: Soak, workload: Workload, texts: list[str]) -> dict:
             minute = (time.monotonic() - soak_started) / 60
             print(f"[soak] {minute:.0f} min: {counts}; RSS {memory[-1][1] if memory else 0:.0f} MiB", flush=True)
 
-    jobs = [
-        closed("steady", token_call, args.concurrency, 0.0),
-        closed("text", text_call, 2, 0.2),
-        malformed(),
-        sample_memory(),
-        progress(),
-    ]
-    if args.burst_every_s > 0:
-        jobs.append(bursts())
-    if args.kill_at_s >= 0:
-        jobs.append(fault())
+    jobs = [closed("steady", token_call, args.concurrency, 0.0), closed("text", text_call, 2, 0.2), malformed()]
+    jobs += [sample_memory(), progress(), *([bursts()] if args.burst_every_s > 0 else [])]
+    jobs += [fault()] if args.kill_at_s >= 0 else []
     try:
         await asyncio.gather(*jobs)
     finally:
@@ -388,19 +360,8 @@ def memory_growth(samples: list[tuple[float, float, int | None]], warmup_s: floa
     }
 
 
-def export_defaults(checkpoint: Path, serving_items: tuple[str, ...] = ()) -> Path:
-    """The default export, or it with ``KNOB=VALUE`` items changed (``--serving``)."""
-    from export import TextModelConfig, write_model, write_text_model
-
-    repository = Path(tempfile.mkdtemp(prefix="soak-repository-"))
-    serving = serving_config(serving_items)
-    write_model(checkpoint, repository, serving)
-    write_text_model(checkpoint, repository, serving, TextModelConfig())
-    return repository
-
-
 def rows(report: dict) -> str:
-    """The figures as the Markdown rows RELIABILITY.md quotes."""
+    """The figures as the Markdown rows docs/RELIABILITY.md quotes."""
     lines = ["| phase | ok | wrong | refused | expired | other errors | during the injected fault | p50 / p99 ms |"]
     lines.append("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for phase, tally in report["phases"].items():
@@ -447,12 +408,16 @@ def main(argv: list[str] | None = None) -> int:
 
     from transformers import AutoConfig
 
-    from corpus import english_texts
+    from distilbert_serving.corpus import english_texts
+    from distilbert_serving.export import write_model, write_text_model
 
     args.vocab_size = AutoConfig.from_pretrained(args.checkpoint).vocab_size
     texts = english_texts(args.texts)
     workload = Workload.from_texts(args.checkpoint, args.texts)
-    state = Soak(args, export_defaults(args.checkpoint, args.serving))
+    repository, serving = Path(tempfile.mkdtemp(prefix="soak-repository-")), serving_config(args.serving)
+    write_model(args.checkpoint, repository, serving)  # the default export, or it with --serving changes
+    write_text_model(args.checkpoint, repository, serving)
+    state = Soak(args, repository)
     state.start()
     try:
         result = asyncio.run(soak(state, workload, texts))

@@ -146,6 +146,27 @@ def checkpoint_name(size: str, problem_type: str) -> str:
     return f"{size}-{short.get(problem_type, problem_type)}"
 
 
+def train_head(model, ids: list[list[int]], labels, train, steps: int = 400) -> None:
+    """Fit ``model``'s pre_classifier + classifier on frozen [CLS] features of the texts ``ids[train]``
+    (``labels``: a numpy array of label indices): the real-weights checkpoint gets a head trained on a
+    real task, so that precision checks on it mean something."""
+    import torch
+
+    torch.manual_seed(0)
+    with torch.inference_mode():
+        features = torch.cat([model.distilbert(input_ids=torch.tensor([row])).last_hidden_state[:, 0] for row in ids])
+    features = features.clone()
+    head = torch.nn.Sequential(model.pre_classifier, torch.nn.ReLU(), model.classifier)
+    optimizer = torch.optim.AdamW(head.parameters(), lr=1e-3, weight_decay=1e-2)
+    target = torch.from_numpy(labels)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        loss = torch.nn.functional.cross_entropy(head(features[train]), target[train])
+        loss.backward()
+        optimizer.step()
+    model.eval()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", choices=sorted(SIZES), default="tiny")

@@ -5,7 +5,8 @@ forward over all of them can take longer than their callers' deadlines: every on
 computed for nobody. So when the requests of an execute carry a ``timeout`` (the client library
 sends its deadline as one), ``model.py`` cuts their tokens into chunks that each take at most half the
 shortest timeout at the speed measured so far, and before each chunk drops the requests whose
-caller has gone in the meantime. Before any of them, it drops the requests whose deadline (stamped
+caller has gone in the meantime (asking Triton only before a chunk long enough to be worth it,
+``ASK_CANCELLED_S``). Before any of them, it drops the requests whose deadline (stamped
 by the caller: ``outcomes.time_left_s``) comes before the execute's answers would leave
 (``too_late``). Requests without a timeout, or with one that a whole batch fits in, take one forward.
 """
@@ -22,6 +23,10 @@ FRESH_SHARE = 0.9
 # with what the other instance computes on the shared cores (±20–30 % between executes here), and the
 # answers still have their way back to go. With 1.0, 10 % of the expired requests were computed.
 ESTIMATE_MARGIN = 1.2
+# Asking Triton whether a request was cancelled is a round trip from the model's process to the server,
+# ~0.1 ms per request: before a chunk whose forward is expected to take at least this long the answer
+# can save more than the questions cost; before shorter ones the requests' deadline stamps suffice.
+ASK_CANCELLED_S = 0.005
 
 
 @dataclass

@@ -30,15 +30,17 @@ class Dropped(Exception):
         self.reason = reason
 
 
-def drop_abandoned(request, dropped_counters: dict):
+def drop_abandoned(request, dropped_counters: dict, ask_triton: bool = True):
     """``request``, or ``Dropped`` (counted by reason) when nobody waits for its answer any more.
 
-    Triton marks a request cancelled when its gRPC call is cancelled, which is also what gRPC does
-    when the call's deadline passes; a request that carried a ``timeout`` (the client library sends
-    its deadline as one) is counted as expired, any other as cancelled. A request whose caller's
-    deadline stamp (``time_left_s``) has passed is expired too.
+    A request whose caller's deadline stamp (``time_left_s``) has passed is expired. With
+    ``ask_triton``, Triton is asked too whether the request was cancelled: it marks a request cancelled
+    when its gRPC call is cancelled, which is also what gRPC does when the call's deadline passes; a
+    request that carried a ``timeout`` (the client library sends its deadline as one) is counted as
+    expired, any other as cancelled. Asking is a round trip to the server: worth it only before work
+    that costs more (``deadlines.ASK_CANCELLED_S``); Triton's queue drops cancelled requests itself.
     """
-    if request.is_cancelled():
+    if ask_triton and request.is_cancelled():
         reason = DROP_REASONS[0] if request.timeout() else DROP_REASONS[1]
         dropped_counters[reason].increment(1)
         return Dropped(f"request {reason} before its forward pass: its caller no longer waits for the answer", reason)
@@ -113,6 +115,20 @@ def error_response(pb_utils, outcome, invalid_input: type):
     return pb_utils.InferenceResponse(error=pb_utils.TritonError(message, *(() if code is None else (code,))))
 
 
+class Stopwatch:
+    """Where an execute's time goes: ``lap(stage)`` adds the time since the last lap to ``stage``'s
+    counter, in microseconds. Each lap is a clock read and an addition: cheap enough for every execute."""
+
+    def __init__(self, counters: dict):
+        self.counters = counters  # stage → Counter
+        self.last = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.counters[stage].increment((now - self.last) * 1e6)
+        self.last = now
+
+
 class Counter:
     """One Prometheus counter whose increments add up here until its ``Counters`` sends them."""
 
@@ -133,11 +149,12 @@ class Counter:
 
 
 class Counters(dict):
-    """Prometheus counters (``pb_utils.MetricFamily``), a ``Counter`` for each key of ``specs`` (key →
-    (metric name, description)); ``"dropped"``: one counter per reason, by reason.
+    """Prometheus counters (``pb_utils.MetricFamily``), a ``Counter`` for each key of ``specs``: key →
+    (metric name, description), or (metric name, description, (label, values)) for one counter per
+    value of ``label``, by value; ``"dropped"`` is counted by ``reason`` (``DROP_REASONS``).
 
     Each ``Metric.increment`` is a round trip from the model's process to the server: ~100 µs each on
-    the 2-core development machine (``benchmarks/experiments.py ipc-cost``), and the token model makes
+    the 2-core development machine (docs/BENCHMARKS.md), and the token model makes
     six per forward, ~0.5 ms of a lone request's answer. So increments only add up in the request's
     path, and a thread sends them every ``flush_s`` seconds (None: only ``flush`` does); ``close``
     sends what is left and stops it.
@@ -147,11 +164,12 @@ class Counters(dict):
         super().__init__()
         lock = threading.Lock()
         self.families = []  # a Metric is only valid while its MetricFamily lives
-        for key, (name, description) in specs.items():
+        for key, (name, description, *by) in specs.items():
             family = metric_family(name=name, description=description, kind=metric_family.COUNTER)
             self.families.append(family)
-            if key == "dropped":
-                self[key] = {r: Counter(family.Metric(labels={**labels, "reason": r}), lock) for r in DROP_REASONS}
+            label, values = by[0] if by else ("reason", DROP_REASONS) if key == "dropped" else (None, ())
+            if label:
+                self[key] = {v: Counter(family.Metric(labels={**labels, label: v}), lock) for v in values}
             else:
                 self[key] = Counter(family.Metric(labels=labels), lock)
         self._stop = threading.Event()

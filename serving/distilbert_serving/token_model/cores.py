@@ -2,7 +2,7 @@
 
 Triton runs each instance in its own process. A fixed share of the cores (cores ÷ instances) wastes
 half the machine at low load: a lone request runs on one instance's share while the other instance
-idles (on 2 cores and 2 instances, a single text took ~31 ms on one thread and ~20 ms on two). So
+idles (a single text takes about half as long on two threads as on one). So
 the instances of one model on one server keep a tiny shared table, one byte per instance, in
 ``/dev/shm``: an instance marks itself busy before a forward and idle after it, and takes
 ``cores ÷ busy instances`` torch threads, looking again before each layer. At low load one forward
@@ -10,9 +10,7 @@ gets every core; under load every instance is busy and each gets its even share,
 
 Looking again per layer matters: with the thread count fixed per forward, a forward that began alone
 kept both cores while the other instance's began beside it, three threads on two cores, and
-throughput at 16 concurrent callers fell 19 %. Setting torch's thread count costs well under a
-microsecond, and alternating it between forwards measured no cost beyond the thread counts'
-own speeds.
+throughput fell. Setting torch's thread count costs well under a microsecond.
 """
 
 from __future__ import annotations
@@ -27,10 +25,10 @@ from pathlib import Path
 FREE, IDLE, BUSY = 0, 1, 2
 SHM_FOLDER = Path("/dev/shm")
 # How long an OpenMP worker thread spins, once its work is done, before it sleeps. libgomp (torch's
-# OpenMP on Linux) spins 300,000 pause instructions by default: ~10 ms on a Xeon, where a pause takes
-# ~140 cycles. Triton hands consecutive requests to alternating instances, so at low load the instance
-# that has just answered kept a core spinning through most of the next instance's forward
-# (``benchmarks/experiments.py idle-spin`` serves both settings). 30,000 spins (~1 ms) still bridge
+# OpenMP on Linux) spins 300,000 pause instructions by default, ~10 ms. Triton hands consecutive
+# requests to alternating instances, so at low load the instance that has just answered would keep a
+# core spinning through most of the next instance's forward
+# (``benchmarks/benchmark.py idle-spin`` serves both settings). 30,000 spins (~1 ms) still bridge
 # the gaps between the parallel regions of one forward, which are microseconds. KMP_BLOCKTIME (ms)
 # is the same for Intel's OpenMP runtime.
 # They are set before torch loads its OpenMP runtime, unless the environment sets them already.
@@ -48,6 +46,13 @@ def table_path(model_name: str, server_pid: int, folder: Path = SHM_FOLDER) -> P
     return folder / f"{model_name}-busy-instances-{server_pid}"
 
 
+# A forward whose feed-forward GEMMs are smaller than this (multiply-adds: tokens × dim × hidden_dim)
+# runs on one thread: splitting it saves less than OpenMP's fork and join cost, and its second thread
+# would take the core another instance's forward is running on. A full-size DistilBERT forward passes
+# from four tokens up; a small model's batches of short texts stay on one thread.
+MIN_PARALLEL_MACS = 8_000_000
+
+
 def threads_for(busy: int, cores: int) -> int:
     """Threads for one of ``busy`` forwards running at once on ``cores`` cores."""
     return max(1, cores // max(1, busy))
@@ -59,6 +64,7 @@ class SharedCores:
     def __init__(self, path: Path, slots: int, cores: int, set_threads: Callable[[int], None]):
         self.path = path
         self.cores = cores
+        self.limit = cores
         self.set_threads = set_threads
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
@@ -77,10 +83,12 @@ class SharedCores:
             os.close(fd)
 
     @contextlib.contextmanager
-    def busy(self) -> Iterator[int]:
-        """Mark this instance busy and set the threads for the forward inside (yielded)."""
+    def busy(self, macs: int | None = None) -> Iterator[int]:
+        """Mark this instance busy and set the threads for the forward inside (yielded); one thread for
+        a forward of fewer than ``MIN_PARALLEL_MACS`` feed-forward multiply-adds (None: unknown, any)."""
         self.table[self.slot] = BUSY
         self.threads = 0
+        self.limit = 1 if macs is not None and macs < MIN_PARALLEL_MACS else self.cores
         try:
             yield self.rebalance()
         finally:
@@ -89,7 +97,7 @@ class SharedCores:
     def rebalance(self) -> int:
         """Set the threads for the instances busy now: called before each layer, so a forward that began
         alone gives the cores back within a layer when another instance starts (and takes them back)."""
-        threads = threads_for(self.table[:].count(BUSY), self.cores)
+        threads = min(threads_for(self.table[:].count(BUSY), self.cores), self.limit)
         if threads != self.threads:
             self.set_threads(threads)
             self.threads = threads
@@ -112,7 +120,7 @@ class FixedCores:
         set_threads(threads)
 
     @contextlib.contextmanager
-    def busy(self) -> Iterator[int]:
+    def busy(self, macs: int | None = None) -> Iterator[int]:
         yield self.threads
 
     def rebalance(self) -> int:

@@ -75,6 +75,10 @@ class ClassifierEngine:
         model = model.to(device=device, dtype=DTYPES[settings.precision]).eval()
         return cls(model, device, settings, gemm=gemm)
 
+    def feed_forward_macs(self, tokens: int) -> int:
+        """Multiply-adds of one layer's feed-forward GEMM over ``tokens``: how much a forward can split."""
+        return tokens * int(self.model.config.dim) * int(self.model.config.hidden_dim)
+
     def check_published_facts(self) -> None:
         s = self.settings
         published = {

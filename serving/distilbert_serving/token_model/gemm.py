@@ -11,15 +11,12 @@ library computes them fastest depends on the CPU and the precision:
             fused into the same call (oneDNN post-ops): one pass over the output
             instead of two or three. CPU only.
 
-Measured on 2 cores (``benchmarks/gemm_paths.py``): on an AMD EPYC without AMX, MKL's
-fp32 sgemm ran at ~197 GFLOP/s and oneDNN at ~450 (bf16 ~950); on an Intel Xeon with
-AVX-512 and no AMX both fp32 paths ran at 220–300 GFLOP/s, oneDNN a few percent ahead
-with its fusions, and bf16 at only ~150 (oneDNN's ``avx512_core_bf16`` kernels). No
-fixed rule gets both machines right, so ``choose_path`` times the candidates at load on
-the model's own feed-forward weights (about 10–20 ms per call, interleaved, best of
-several rounds: ~0.1–0.3 s in all) and keeps the fastest; a near-tie (3 %) goes to the
-first candidate in ``PATHS`` order, oneDNN, whose fusions also save memory traffic. A
-forced path (``gemm`` other than ``"auto"``) skips the timing. On a GPU only aten runs.
+Which path is fastest differs between CPUs (MKL's sgemm against oneDNN's kernels, with or
+without AVX-512, AMX or bf16 support; figures in docs/BENCHMARKS.md), and no fixed rule gets
+every machine right. So ``choose_path`` times the candidates at load on the model's own
+feed-forward weights (interleaved, best of several rounds: a fraction of a second in all) and
+keeps the fastest; a near-tie (3 %) goes to the first candidate in ``PATHS`` order, oneDNN,
+whose fusions also save memory traffic. A forced path (``gemm`` other than ``"auto"``) skips the timing. On a GPU only aten runs.
 
 A third path changes the arithmetic, so it is never chosen by timing, only by precision int8:
 
@@ -30,11 +27,8 @@ A third path changes the arithmetic, so it is never chosen by timing, only by pr
             and ONNX Runtime's dynamic quantization do: with one scale for the whole input,
             a text's answer moved with the texts batched beside it (on real weights, 6 of 1,150
             top labels and logits by up to 2.9 between a text alone and in a batch: ``make
-            precision-report``); with a scale per token none moved. It costs speed: the extra
-            element-wise passes over the activations (per tensor, fbgemm fuses them): served,
-            1.7 × fp32's throughput at 64 callers here, where per tensor gave 1.8 ×; 1.1 ×
-            in-process on 8,192-token groups (docs/BENCHMARKS.md; ``benchmarks/experiments.py
-            int8-gemm`` times the GEMMs alone).
+            precision-report``); with a scale per token none moved. It costs speed: the extra element-wise passes over the
+            activations, which fbgemm fuses per tensor (docs/BENCHMARKS.md has both).
 """
 
 from __future__ import annotations

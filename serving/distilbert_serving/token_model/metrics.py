@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from ..outcomes import FLUSH_S, Counters
+from ..outcomes import FLUSH_S, Counters, Stopwatch
+
+# The stages of an execute (model.py), in order; ``deadlines`` is the bookkeeping around the forwards.
+STAGES = ("drop", "decode", "validate", "deadlines", "forward", "scores", "encode")
 
 COUNTERS = {
     "forwards": ("clf_forward_passes_total", "Forward passes run by the classifier"),
@@ -21,13 +24,29 @@ COUNTERS = {
     ),
 }
 
+# Where each execute's time goes (benchmarks/request_path.py reads them per request).
+TIMING = {
+    "executes": ("clf_executes_total", "Executes (dynamic batches) run"),
+    "stage_us": (
+        "clf_execute_stage_duration_us_total",
+        "Time spent in each stage of execute, microseconds (stage: " + ", ".join(STAGES) + ")",
+        ("stage", STAGES),
+    ),
+}
+
 
 class ForwardMetrics:
     """The token model's counters; ``metric_family`` is ``pb_utils.MetricFamily``."""
 
     def __init__(self, metric_family, labels: dict[str, str], flush_s: float | None = FLUSH_S):
         self.counters = Counters(metric_family, labels, COUNTERS, flush_s)
+        self.timing = Counters(metric_family, labels, TIMING, flush_s)
         self.dropped = self.counters["dropped"]
+
+    def stopwatch(self) -> Stopwatch:
+        """A stopwatch for one execute, counted as one."""
+        self.timing["executes"].increment(1)
+        return Stopwatch(self.timing["stage_us"])
 
     def record(self, stats, duration_us: float) -> None:
         """Count the forwards of one execute (``engine.ForwardStats``) and the time they took."""
@@ -44,3 +63,4 @@ class ForwardMetrics:
 
     def close(self) -> None:
         self.counters.close()
+        self.timing.close()

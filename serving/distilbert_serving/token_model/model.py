@@ -8,9 +8,11 @@ its own length (``allow_ragged_batch``). The stages:
     request  →  encode one response per request
 
 Each stage keeps one entry per request, its data or the error that ends it: a malformed request
-gets its own error while the rest of the batch is served. A request cancelled, past its gRPC deadline
-or whose ``deadline_unix_ms`` comes before its forward would end is answered ``CANCELLED`` before the
-forward (``clf_requests_dropped_total``). The logic lives in this package's modules (tested without Triton).
+gets its own error while the rest of the batch is served. A request whose ``deadline_unix_ms`` has
+passed or comes before its forward would end is answered ``CANCELLED`` before the forward
+(``clf_requests_dropped_total``); so is one cancelled (or past its gRPC deadline) before a forward long
+enough to be worth asking Triton about it (``deadlines.ASK_CANCELLED_S``), and Triton's queue drops
+cancelled requests itself. The logic lives in this package's modules (tested without Triton).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ limit_idle_spin()  # before torch loads OpenMP: idle instances give their cores 
 import torch  # noqa: E402
 
 from ..contract import ATTENTION_MASK, INPUT_IDS, LOGITS, SCORES, Reason, tagged  # noqa: E402
-from ..deadlines import TokenRate, chunk_tokens, chunks, too_late  # noqa: E402
+from ..deadlines import ASK_CANCELLED_S, TokenRate, chunk_tokens, chunks, too_late  # noqa: E402
 from ..outcomes import Dropped, drop_abandoned, error_response, expire, row_spans, time_left_s  # noqa: E402
 from .device import check_stub_numpy, instance_device, instance_threads  # noqa: E402
 from .engine import ClassifierEngine  # noqa: E402
@@ -66,16 +68,27 @@ class TritonPythonModel:
         )
 
     def execute(self, requests):
-        # Each stage keeps one entry per request: its data, or the error that ends it.
+        # Each stage keeps one entry per request: its data, or the error that ends it. The stopwatch
+        # counts each stage's time (clf_execute_stage_duration_us_total; forward laps in self.forward).
+        self.stopwatch = watch = self.metrics.stopwatch()
         wanted = [self.drop_abandoned(request) for request in requests]
+        watch.lap("drop")
         tensors = [self.decode(entry) for entry in wanted]
+        watch.lap("decode")
         rows = [self.validate(entry) for entry in tensors]
+        watch.lap("validate")
         outputs = self.forward_in_time(requests, rows)
-        return [self.encode(entry) for entry in outputs]
+        watch.lap("deadlines")
+        responses = [self.encode(entry) for entry in outputs]
+        watch.lap("encode")
+        return responses
 
-    def drop_abandoned(self, request):
-        """The request, or ``Dropped`` when its caller no longer waits (cancelled, or past its deadline)."""
-        return drop_abandoned(request, self.metrics.dropped) if self.settings.drop_cancelled else request
+    def drop_abandoned(self, request, ask_triton: bool = False):
+        """The request, or ``Dropped`` when its caller no longer waits: its deadline stamp has passed,
+        or (``ask_triton``) Triton says it was cancelled."""
+        if not self.settings.drop_cancelled:
+            return request
+        return drop_abandoned(request, self.metrics.dropped, ask_triton)
 
     def decode(self, request):
         """The request's ``input_ids`` and ``attention_mask`` (None when absent) arrays."""
@@ -109,8 +122,10 @@ class TritonPythonModel:
         for i in too_late(lefts, sizes, timeouts, self.rate):
             results[i], sizes[i] = expire(lefts[i], self.metrics.dropped), 0
         for number, group in enumerate(chunks(sizes, chunk_tokens(timeouts, self.rate.tokens_per_s))):
-            # The first chunk's requests were checked a moment ago (drop_abandoned in execute).
-            part = [self.drop_abandoned(requests[i]) if number else entries[i] for i in group]
+            # Before the first chunk the stamps were checked a moment ago (execute); Triton is asked only
+            # before a chunk long enough for its cancelled requests to be worth finding.
+            ask = self.rate.seconds_for(sum(sizes[i] for i in group)) >= ASK_CANCELLED_S
+            part = [self.drop_abandoned(requests[i], ask) if number or ask else entries[i] for i in group]
             part = [p if isinstance(p, Dropped) else entries[i] for i, p in zip(group, part, strict=True)]
             for i, outcome in zip(group, self.forward(part), strict=True):
                 results[i] = outcome
@@ -122,9 +137,10 @@ class TritonPythonModel:
         sequences = [row for entry in entries if isinstance(entry, list) for row in entry]
         if not sequences:
             return entries
+        self.stopwatch.lap("deadlines")
         started = time.perf_counter()
         try:
-            with self.cores.busy():
+            with self.cores.busy(self.engine.feed_forward_macs(sum(row.length for row in sequences))):
                 logits, stats = self.engine.classify(sequences, self.cores.rebalance)
         except Exception as error:  # e.g. out of memory: fail this batch, keep serving
             failure = pb_utils.TritonError(tagged(Reason.FORWARD_FAILED, f"forward failed: {error}"))
@@ -132,7 +148,9 @@ class TritonPythonModel:
         seconds = time.perf_counter() - started
         self.metrics.record(stats, seconds * 1e6)
         self.rate.record(sum(row.length for row in sequences), seconds)
+        self.stopwatch.lap("forward")
         scores = scores_from_logits(logits, self.engine.problem_type)
+        self.stopwatch.lap("scores")
         return [e if span is None else (logits[span], scores[span]) for e, span in zip(entries, spans, strict=True)]
 
     def encode(self, outputs):
