@@ -44,6 +44,7 @@ import numpy as np
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
+from distilbert_serving.contract import triton_refusal
 from distilbert_serving.launch import STUB_NAME, child_processes, free_port
 from distilbert_serving.load_test import LoadClient, Workload, model_metrics, rss_mib, serving_config
 
@@ -51,7 +52,6 @@ PROJECT = Path(__file__).resolve().parent.parent
 LAUNCHER = PROJECT / "build" / "launch.py"
 TOKEN, TEXT = "distilbert_classifier", "distilbert_text"
 TOLERANCE = 1e-4
-REFUSED = ("Exceeds maximum queue size", "Request timeout expired")  # Triton's refusals: UNAVAILABLE
 OUTCOMES = {"DEADLINE_EXCEEDED": "expired", "CANCELLED": "expired", "INVALID_ARGUMENT": "invalid"}  # by gRPC status
 BURST_DEADLINE_S = 0.5
 
@@ -191,7 +191,7 @@ def classify_error(error: BaseException) -> tuple[str, str]:
     if not isinstance(error, InferenceServerException):
         return "error", f"{type(error).__name__}: {error}"
     status, message = str(error.status()).rsplit(".", 1)[-1], error.message() or ""
-    if status == "UNAVAILABLE" and any(phrase in message for phrase in REFUSED):
+    if status == "UNAVAILABLE" and triton_refusal(message) == "overloaded":
         return "refused", f"{status}: {message}"
     return OUTCOMES.get(status, "error"), f"{status}: {message}"
 

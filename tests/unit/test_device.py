@@ -77,3 +77,20 @@ def test_a_gpu_instance_turns_cudnn_attention_off_since_it_plans_every_new_shape
     torch.backends.cuda.enable_cudnn_sdp(True)
     prepare_device(torch.device("cuda:0"), "bf16")
     assert not torch.backends.cuda.cudnn_sdp_enabled()
+
+
+@pytest.mark.parametrize(
+    ("server", "refused"), [(None, True), ("", True), ("2.51.0", True), ("2.52.0", False), ("2.62.0", False)]
+)
+def test_numpy_2_is_refused_only_where_the_servers_stub_predates_it(server, refused, monkeypatch):
+    monkeypatch.delenv("TRITON_SERVER_VERSION", raising=False)
+    if refused:
+        with pytest.raises(UnsupportedNumpy, match="older than 2.52"):
+            check_stub_numpy("2.3.0", server)
+    else:
+        check_stub_numpy("2.3.0", server)
+
+
+def test_the_server_version_is_read_from_the_environment_the_ngc_container_sets(monkeypatch):
+    monkeypatch.setenv("TRITON_SERVER_VERSION", "2.62.0")
+    check_stub_numpy("2.3.0")

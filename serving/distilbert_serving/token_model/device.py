@@ -24,16 +24,30 @@ class UnsupportedNumpy(RuntimeError):
     """The instance's process has a numpy that the Python backend's stub cannot exchange tensors with."""
 
 
-def check_stub_numpy(version: str = np.__version__) -> None:
-    """Refuse numpy 2 in a served instance's process: this Triton's (2.51) Python-backend stub, built for
-    numpy 1.x, then misreads the input tensors and sends empty outputs, with no error. Seen on the GPU
-    machine, whose Python has numpy 2.5.2 (docs/BENCHMARKS.md, "GPU"); the project pins numpy 1.26.4.
+# The server version whose Python-backend stub first exchanges tensors correctly with numpy 2 (the 24.11
+# container); the NGC containers say theirs in TRITON_SERVER_VERSION.
+NUMPY2_SERVER = (2, 52)
+SERVER_VERSION_ENV = "TRITON_SERVER_VERSION"
+
+
+def check_stub_numpy(version: str = np.__version__, server: str | None = None) -> None:
+    """Refuse numpy 2 in a served instance's process when the server's Python-backend stub was built for
+    numpy 1.x (Triton before 2.52, and any server that does not say its version): such a stub misreads
+    the input tensors and sends empty outputs, with no error. ``server``: default ``$TRITON_SERVER_VERSION``.
     """
-    if int(version.split(".")[0]) >= 2:
-        raise UnsupportedNumpy(
-            f"numpy {version} in the model's Python: Triton 2.51's backend stub misreads tensors under numpy 2 "
-            "(wrong answers, empty outputs); install numpy<2 (pyproject.toml pins 1.26.4)"
-        )
+    server = os.environ.get(SERVER_VERSION_ENV) if server is None else server
+    if int(version.split(".")[0]) < 2:
+        return
+    try:
+        if tuple(int(part) for part in server.split(".")[:2]) >= NUMPY2_SERVER:
+            return
+    except (AttributeError, ValueError):
+        pass  # unknown: assume the older stub
+    raise UnsupportedNumpy(
+        f"numpy {version} in the model's Python, and a Triton server older than 2.52 ({server or 'version unknown'}) "
+        "whose backend stub misreads tensors under numpy 2 (wrong answers, empty outputs): install numpy<2 "
+        f"(pyproject.toml pins 1.26.4), or run Triton 2.52 (24.11) or newer with {SERVER_VERSION_ENV} set"
+    )
 
 
 def prepare_device(device: torch.device, precision: str, tf32: bool = True) -> None:
