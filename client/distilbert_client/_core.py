@@ -7,7 +7,6 @@ The protocol (wait for readiness, read the config, send a request and retry it) 
 
 from __future__ import annotations
 
-import itertools
 import time
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from ._batching import Chunk, pad_chunk, plan_chunks, reorder
 from ._errors import ClassifierError, InvalidInputError, ModelNotReadyError, ServerUnavailableError, mapped_errors
 from ._model_info import ModelInfo
 from ._results import Classification, build_result
-from ._retry import Deadline, RetryPolicy, next_step
+from ._retry import Deadline, RetryPolicy, fails_over, next_step
 from ._tokenize import Encoder, Truncation
 
 # tritonclient's own channel options, plus a reconnect backoff capped at 1 s: gRPC's default grows to 120 s,
@@ -159,21 +158,30 @@ class Core:
         raise ServerUnavailableError(f"server at {o.url} not ready after {timeout_s:g} s: {last}")
 
     def retried(self, request: Callable[[float | None], Rpc], deadline: Deadline, retry_not_ready=True) -> Flow:
-        """The answer to ``request(seconds left)``, asked again for as long as ``next_step`` says so."""
-        for tries in itertools.count(1):
+        """The answer to ``request(seconds left)``, asked again for as long as ``next_step`` says so.
+
+        A client balancing over several servers first resends a call one server turned away to the next
+        (``fails_over``): during a rolling restart the stopping server refuses, the others answer.
+        """
+        balanced, failovers, tries = self.options.load_balancing == "round_robin", 0, 1
+        while True:
             try:
                 with mapped_errors():
                     return (yield request(deadline.remaining_s()))
             except ClassifierError as error:
+                if balanced and fails_over(error, failovers, self.options.retry, deadline):
+                    failovers += 1
+                    continue
                 step = next_step(error, tries, self.options.retry, deadline, retry_not_ready=retry_not_ready)
                 if step is error:
                     raise
                 if isinstance(step, ClassifierError):
                     raise step from error
+            tries += 1
             yield Sleep(step)
 
     def infer(self, chunk: Chunk, deadline: Deadline) -> Flow:
-        """Send one request; its rows as (logits, scores) pairs."""
+        """Send one request; its rows as (logits, scores, version that answered) triples."""
         datatypes = {i.name: i.datatype for i in self.info.inputs}
         inputs = [
             grpcclient.InferInput(name, list(array.shape), datatypes[name]).set_data_from_numpy(array)
@@ -184,7 +192,8 @@ class Core:
         # The deadline goes to the server as well: gRPC's ends the call there too.
         request = lambda s: Rpc("infer", kwargs | {"client_timeout": s} | server_deadline(s))  # noqa: E731
         result = yield from self.retried(request, deadline)
-        return list(zip(result.as_numpy(LOGITS), result.as_numpy(self.info.scores_output), strict=True))
+        logits, scores = result.as_numpy(LOGITS), result.as_numpy(self.info.scores_output)
+        return [(*row, result.get_response().model_version) for row in zip(logits, scores, strict=True)]
 
     def classify(
         self, text_or_texts, text_pair, top_k: int | None, threshold: float, truncation: Truncation, timeout_s

@@ -69,6 +69,7 @@ _BY_REASON = {Reason.EXPIRED: DeadlineExceededError}
 # watchdog (or the orchestrator's liveness probe) restarts the server: transient, safe to resend.
 _BY_TRITON_REFUSAL = {
     ("UNAVAILABLE", "model_not_ready"): ModelNotReadyError,
+    ("UNAVAILABLE", "stopping"): ServerUnavailableError,
     ("INTERNAL", "dead_stub"): ServerUnavailableError,
 }
 
@@ -96,3 +97,16 @@ def mapped_errors() -> Iterator[None]:
         yield
     except (InferenceServerException, grpc.RpcError) as error:
         raise map_error(error) from error
+
+
+def refused_by_one_server(error: ClassifierError) -> bool:
+    """Whether ``error`` is one server turning the call away, which another server may take.
+
+    A server that got SIGTERM refuses new work (``stopping``), then answers that its model has no
+    version while it unloads, and cancels what is left when its gRPC port closes (Triton 2.51, measured:
+    docs/RELIABILITY.md §3); a server whose model is loading or unloading says so too.
+    """
+    if isinstance(error, ModelNotReadyError):
+        return True
+    stopping = triton_refusal(error.message) == "stopping"
+    return isinstance(error, ServerUnavailableError) and (stopping or error.status == "CANCELLED")

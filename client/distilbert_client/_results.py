@@ -58,6 +58,8 @@ class Classification:
         value: the predicted value (regression), else None.
         logits: the model's raw outputs, in label order.
         problem_type: the served model's problem type.
+        model_version: the version of the model that answered, e.g. "2" (the client's ``model_version``
+            pins one; "" follows the newest the server serves).
     """
 
     label: str
@@ -68,6 +70,7 @@ class Classification:
     value: float | None
     logits: tuple[float, ...]
     problem_type: str
+    model_version: str = ""
 
     def to_dict(self) -> dict:
         """A JSON-ready dict (what the CLI writes)."""
@@ -80,7 +83,14 @@ class Classification:
 
 
 def build_result(
-    problem_type: str, label_names: Sequence[str], logits, scores, *, top_k: int | None = None, threshold: float = 0.5
+    problem_type: str,
+    label_names: Sequence[str],
+    logits,
+    scores,
+    model_version: str = "",
+    *,
+    top_k: int | None = None,
+    threshold: float = 0.5,
 ) -> Classification:
     """The ``Classification`` of one row of served ``logits`` and ``scores`` (arrays of floats)."""
     # float32s as the shortest decimals that read back to them (0.37396762, not 0.37396761775016785)
@@ -94,5 +104,6 @@ def build_result(
     value = values[0] if problem_type == REGRESSION else None
     scores = Scores(zip(label_names, values, strict=True))
     return Classification(
-        ranked[0].label, ranked[0].score, scores, ranked[:top_k], labels, value, tuple(logits), problem_type
-    )
+        ranked[0].label, ranked[0].score, scores, ranked[:top_k], labels, value, tuple(logits), problem_type,
+        model_version,
+    )  # fmt: skip

@@ -6,7 +6,13 @@ import random
 import time
 from dataclasses import dataclass
 
-from ._errors import ClassifierError, DeadlineExceededError, ModelNotReadyError, ServerUnavailableError
+from ._errors import (
+    ClassifierError,
+    DeadlineExceededError,
+    ModelNotReadyError,
+    ServerUnavailableError,
+    refused_by_one_server,
+)
 
 
 @dataclass(frozen=True)
@@ -23,12 +29,19 @@ class RetryPolicy:
     multiplier: float = 2.0
     # Each wait is drawn from [backoff × (1 − jitter), backoff]: clients failing together do not retry in lockstep.
     jitter: float = 0.5
+    # A client balancing over several servers (``round_robin``) resends a call that one server turned away
+    # (stopping, or its model not ready: ``_errors.refused_by_one_server``) at once, up to this many times,
+    # before the backoff above: each resend goes to the next server, and under concurrent calls it lands on
+    # the refusing one again with a probability of about 1 / servers. Then the attempts above apply.
+    failovers: int = 32
 
     def __post_init__(self) -> None:
         if self.attempts < 1:
             raise ValueError(f"attempts must be at least 1; got {self.attempts}")
         if not 0 <= self.jitter <= 1:
             raise ValueError(f"jitter must be within [0, 1]; got {self.jitter}")
+        if self.failovers < 0:
+            raise ValueError(f"failovers must be at least 0; got {self.failovers}")
 
     def backoff_s(self, retry: int) -> float:
         """The wait before retry number ``retry`` (1 for the first retry)."""
@@ -75,3 +88,8 @@ def next_step(
         return error
     wait = policy.backoff_s(tries)
     return wait if deadline.allows_wait(wait) else error
+
+
+def fails_over(error: ClassifierError, failovers: int, policy: RetryPolicy, deadline: Deadline) -> bool:
+    """Whether a balancing client resends ``error``'s call to the next server at once (``failovers`` so far)."""
+    return failovers < policy.failovers and deadline.allows_wait(0) and refused_by_one_server(error)

@@ -13,8 +13,11 @@ its messages that identify them.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from enum import Enum
+from pathlib import Path
 
 # Inputs. The token model takes token ids (and an optional mask); the text model takes strings.
 INPUT_IDS, ATTENTION_MASK = "input_ids", "attention_mask"
@@ -53,6 +56,28 @@ def resolve_problem_type(problem_type: str | None, num_labels: int) -> str:
     return problem_type
 
 
+# Which tokenizer a checkpoint was trained with, published in the model config (parameter ``tokenizer_sha256``):
+# every version of one model must tokenize alike, since its callers (and the text model) tokenize once for all.
+TOKENIZER_PARTS = ("normalizer", "pre_tokenizer", "model", "post_processor", "added_tokens")
+
+
+def tokenizer_fingerprint(folder: Path) -> str | None:
+    """A SHA-256 of what decides the token ids of the checkpoint ``folder``'s tokenizer; None without one.
+
+    From ``tokenizer.json``'s parts that map text to ids (not its formatting or save-time fields),
+    else from ``vocab.txt``.
+    """
+    folder = Path(folder)
+    if (fast := folder / "tokenizer.json").is_file():
+        spec = json.loads(fast.read_text(encoding="utf-8"))
+        data = json.dumps({part: spec.get(part) for part in TOKENIZER_PARTS}, sort_keys=True).encode()
+    elif (vocab := folder / "vocab.txt").is_file():
+        data = vocab.read_bytes()
+    else:
+        return None
+    return hashlib.sha256(data).hexdigest()
+
+
 class Reason(str, Enum):
     """Why a model refused a request: the tag its error message starts with."""
 
@@ -85,6 +110,9 @@ def reason_of(message: str) -> Reason | None:
 
 # Triton's own refusals, which no model can tag: the phrases of its messages that identify them.
 TRITON_REFUSALS = {
+    # UNAVAILABLE: the server got SIGTERM; it finishes what it holds and takes nothing new (Triton 2.51,
+    # measured: then, while it unloads its models, "has no available versions" until its ports close).
+    "stopping": ("Server is stopping",),
     # UNAVAILABLE (a direct call) or INTERNAL (through BLS): its queue is full or a request waited too long.
     "overloaded": ("Exceeds maximum queue size", "Request timeout expired"),
     # UNAVAILABLE: the model has no loaded version (loading, unloading, or unknown).

@@ -7,7 +7,11 @@ Writes, under ``<repository>/<model-name>/``:
     config.pbtxt              backend ``distilbert``; inputs/outputs, dynamic batching, instances, warmup,
                               and the checkpoint facts clients read (problem type, lengths, labels)
     labels.txt                one label per line, from ``id2label`` (Triton classification)
-    1/checkpoint/             config.json, *.safetensors, tokenizer files
+    <version>/checkpoint/     config.json, *.safetensors, tokenizer files (``--version``, default 1)
+
+A new checkpoint of the same model goes in as the next version beside the old one
+(``--version 2``), for a running server to load while the old one serves (docs/OPERATIONS.md);
+it must publish what the model publishes (labels, problem type, limits, tokenizer), else it is refused.
 
 and, beside it, the raw-text model ``<repository>/distilbert_text/`` (``--no-text-model`` skips it):
     config.pbtxt              backend ``distilbert_text``; BYTES ``text`` / ``text_pair`` in; ``logits``,
@@ -38,7 +42,16 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
 from .backends import TEXT_BACKEND, TOKEN_BACKEND
-from .contract import ATTENTION_MASK, INPUT_IDS, LABEL, TEXT, TEXT_PAIR, TOKEN_OUTPUTS, resolve_problem_type
+from .contract import (
+    ATTENTION_MASK,
+    INPUT_IDS,
+    LABEL,
+    TEXT,
+    TEXT_PAIR,
+    TOKEN_OUTPUTS,
+    resolve_problem_type,
+    tokenizer_fingerprint,
+)
 from .knobs import ConfigError, Knob, check_knobs, knob, knobs_of
 from .text_model.settings import TokenizeOptions
 from .token_model.settings import ServingKnobs, ServingSettings, check_settings
@@ -98,6 +111,15 @@ class ServingConfig(ServingKnobs):
     queue_timeout_us: int = knob(
         10_000_000, "queue time after which a request is refused (requests may ask for less); 0: none", minimum=0
     )
+    # Versions: export writes version N beside N-1, and a running server with an admin key loads it while
+    # N-1 serves (docs/OPERATIONS.md, rolling out). Every version of a model publishes the same facts
+    # (labels, problem type, limits, tokenizer): export refuses one that disagrees, and so does the model's load.
+    version: int = knob(1, "the version folder to write; the versions already there stay", minimum=1)
+    # Two: the new version and the one before it, for callers pinned to it and a rollback without a load.
+    versions_served: int = knob(
+        2, "versions loaded at once, newest first (version_policy latest); requests without a version get the newest",
+        minimum=1,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -183,7 +205,38 @@ def checkpoint_facts(folder: Path) -> dict:
         "vocab_size": int(config.vocab_size),
         "num_labels": int(config.num_labels),
         "labels": labels,
+        "tokenizer_sha256": tokenizer_fingerprint(folder),
     }
+
+
+# What every version of one model must agree on: the facts its config publishes.
+SHARED_FACTS = ("problem_type", "max_sequence_length", "vocab_size", "num_labels", "labels", "tokenizer_sha256")
+
+
+def check_versions_agree(model_dir: Path, facts: dict, version: int) -> None:
+    """``ConfigError`` unless ``facts`` (of the checkpoint going in as ``version``) are those the model publishes.
+
+    Only when other versions are there: a model's config is one for all its versions.
+    """
+    others = sorted(
+        int(d.name) for d in model_dir.glob("*") if d.is_dir() and d.name.isdigit() and d.name != str(version)
+    )
+    if not others or not (model_dir / "config.pbtxt").is_file():
+        return
+    config = text_format.Parse((model_dir / "config.pbtxt").read_text(), mc.ModelConfig())
+    published = {key: value.string_value for key, value in config.parameters.items()}
+    ours = {name: json.dumps(value) if name == "labels" else str(value) for name, value in facts.items()}
+    wrong = [
+        f"{name}: versions {others} serve {published[name]}, this checkpoint has {ours[name]}"
+        for name in SHARED_FACTS
+        if name in published and ours.get(name) != published[name]
+    ]
+    if wrong:
+        raise ConfigError(
+            f"version {version} of {model_dir.name} would disagree with the versions beside it ("
+            + "; ".join(wrong)
+            + "): export it as another model (--model-name)"
+        )
 
 
 def model_config(facts: dict, serving: ServingConfig) -> mc.ModelConfig:
@@ -197,11 +250,14 @@ def model_config(facts: dict, serving: ServingConfig) -> mc.ModelConfig:
         config.dynamic_batching.max_queue_delay_microseconds = serving.max_queue_delay_us
         queue_policy(config.dynamic_batching, serving.max_queue_size, serving.queue_timeout_us)
     config.instance_group.add(count=serving.instance_count, kind=KINDS[serving.instance_kind])
+    config.version_policy.latest.num_versions = serving.versions_served
     # Warm the shapes that matter: one short text, and a full batch of long ones.
     for name, batch, length in (("short_text", 1, 16), ("long_batch", 8, 128)):
         warmup = config.model_warmup.add(name=name, batch_size=batch)
         warmup.inputs[INPUT_IDS].CopyFrom(mc.ModelWarmup.Input(data_type=mc.TYPE_INT64, dims=[length], zero_data=True))
     published = {name: str(facts[name]) for name in ("problem_type", "max_sequence_length", "vocab_size", "num_labels")}
+    if facts.get("tokenizer_sha256"):
+        published["tokenizer_sha256"] = facts["tokenizer_sha256"]
     parameters = {"checkpoint": CHECKPOINT_FOLDER, **published, "labels": json.dumps(facts["labels"])}
     for key, value in {**parameters, **knob_parameters(serving, ServingKnobs)}.items():
         config.parameters[key].string_value = value
@@ -217,7 +273,8 @@ def write_model(checkpoint: Path, repository: Path, serving: ServingConfig) -> P
     check_config(serving)
     facts = checkpoint_facts(checkpoint)
     model_dir = repository / serving.model_name
-    target = model_dir / "1" / CHECKPOINT_FOLDER
+    check_versions_agree(model_dir, facts, serving.version)
+    target = model_dir / str(serving.version) / CHECKPOINT_FOLDER
     if target.resolve() != checkpoint.resolve():
         shutil.rmtree(target, ignore_errors=True)
         target.mkdir(parents=True)
@@ -246,7 +303,8 @@ def text_model_config(facts: dict, serving: ServingConfig, text: TextModelConfig
     parameters = {
         "token_model": serving.model_name,
         # Relative to the model repository: the token model's own tokenizer, one copy for both.
-        "tokenizer": f"{serving.model_name}/1/{CHECKPOINT_FOLDER}",
+        # Any version's: they all tokenize alike (check_versions_agree, and the token model's load).
+        "tokenizer": f"{serving.model_name}/{serving.version}/{CHECKPOINT_FOLDER}",
         "max_sequence_length": str(facts["max_sequence_length"]),
         "labels": json.dumps(facts["labels"]),
     }
@@ -333,7 +391,10 @@ def main(argv: list[str] | None = None) -> None:
     except ConfigError as error:
         parser.error(str(error))
     checkpoint = resolve_checkpoint(args.checkpoint)
-    print(write_model(checkpoint, args.repository, serving))
+    try:
+        print(write_model(checkpoint, args.repository, serving))
+    except ConfigError as error:
+        parser.error(str(error))
     if not args.no_text_model:
         print(write_text_model(checkpoint, args.repository, serving, text))
 

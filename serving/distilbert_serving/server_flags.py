@@ -47,7 +47,8 @@ class ServerOptions:
     # Seconds tritonserver waits for in-flight requests after SIGTERM before exiting.
     exit_timeout_s: int = flag(30)
     log_verbose: int = flag(0)
-    # When set, the protocol groups above need header ``triton-admin-key: <admin_key>``.
+    # When set, the protocol groups above need header ``triton-admin-key: <admin_key>``, and models may be
+    # loaded while serving by callers presenting it (``model_control_flags``).
     admin_key: str | None = None
     backend_directory: str | None = None
     # gRPC over TLS when both are set (PEM files). With ``grpc_tls_client_ca`` too, clients must
@@ -61,8 +62,7 @@ def server_flags(options: ServerOptions) -> list[str]:
     """Command-line flags for ``tritonserver`` (the binary name not included)."""
     flags = [
         f"--model-repository={options.model_repository}",
-        # The repository is fixed at start: no client can load, unload or swap models.
-        "--model-control-mode=none",
+        *model_control_flags(options),
         # Ready means every model loaded; a model that fails to load keeps the server unready.
         "--strict-readiness=true",
         "--exit-on-error=true",
@@ -95,6 +95,20 @@ def server_flags(options: ServerOptions) -> list[str]:
     if options.backend_directory:
         flags.append(f"--backend-directory={options.backend_directory}")
     return flags
+
+
+def model_control_flags(options: ServerOptions) -> list[str]:
+    """Live model control where an admin key guards it, else a repository fixed at start.
+
+    With a key: ``explicit``. Every model of the repository loads at start, and a caller with the key loads
+    a new version (or a new model) through the repository API while the old one serves; a version that fails
+    to load is refused with its error, and the one serving goes on (docs/OPERATIONS.md, rolling out). Explicit
+    rather than ``poll``: a poll would load a version folder still being copied, and nobody would hear that
+    it failed. Without a key any caller could load or unload models: ``none``, nothing changes until a restart.
+    """
+    if not options.admin_key:
+        return ["--model-control-mode=none"]
+    return ["--model-control-mode=explicit", "--load-model=*"]
 
 
 def add_server_arguments(parser: argparse.ArgumentParser, model_repository: str | None = None) -> None:

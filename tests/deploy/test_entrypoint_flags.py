@@ -73,7 +73,8 @@ def test_entrypoint_and_launcher_give_tritonserver_the_same_flags(argv, monkeypa
 
     assert Path(local[0]).name == container[0] == "tritonserver"
     assert local[1:] == [*container[1:], f"--backend-directory={BACKENDS}"]
-    assert "--model-control-mode=none" in container
+    # An admin key guards the repository API: versions are loaded while serving (server_flags.model_control_flags).
+    assert {"--model-control-mode=explicit", "--load-model=*"} <= set(container)
     assert any(flag.startswith("--grpc-restricted-protocol=") and "s3cret-admin-key" in flag for flag in container)
 
 

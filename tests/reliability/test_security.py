@@ -52,12 +52,19 @@ def test_restricted_group_is_refused_without_the_admin_key_and_served_with_it(cl
     RESTRICTED_CALLS[call](client, admin_headers)
 
 
-def test_models_cannot_be_loaded_or_unloaded_even_with_the_admin_key(client, admin_headers):
+def test_models_are_loaded_or_unloaded_only_with_the_admin_key(client, admin_headers):
     for action in (client.load_model, client.unload_model):
         with pytest.raises(InferenceServerException) as refused:
-            action(MODEL, headers=admin_headers)
-        assert "explicit model load / unload is not allowed" in refused.value.message()
+            action(MODEL)
+        assert "This protocol is restricted" in refused.value.message()
+    client.load_model(MODEL, headers=admin_headers)  # nothing changed on disk: the loaded version serves on
     assert client.is_model_ready(MODEL)
+
+
+def test_server_flags_fix_the_repository_at_start_without_an_admin_key():
+    assert "--model-control-mode=none" in server_flags(ServerOptions(model_repository="/models"))
+    keyed = server_flags(ServerOptions(model_repository="/models", admin_key="k"))
+    assert {"--model-control-mode=explicit", "--load-model=*"} <= set(keyed)
 
 
 def test_inference_health_and_metadata_stay_open(client):
@@ -93,7 +100,6 @@ def test_server_flags_turn_on_grpc_tls_and_refuse_half_a_configuration():
     assert {"--grpc-use-ssl-mutual=true", "--grpc-root-cert=ca"} <= set(mutual)
     with pytest.raises(ValueError, match="both a certificate and its private key"):
         server_flags(ServerOptions(**base, grpc_tls_cert="c.pem"))
-    assert "--model-control-mode=none" in flags
 
 
 def test_export_refuses_a_checkpoint_without_safetensors(tiny_checkpoints, tmp_path):

@@ -13,6 +13,7 @@ import pytest
 from tritonclient.utils import InferenceServerException
 
 from distilbert_client import (
+    ClassifierError,
     DeadlineExceededError,
     IncompatibleModelError,
     InvalidInputError,
@@ -55,6 +56,9 @@ class Answer:
 
     def as_numpy(self, name: str) -> np.ndarray:
         return np.array([[0.0, 1.0]]) if name == "logits" else np.array([[0.25, 0.75]])
+
+    def get_response(self):
+        return type("ModelInferResponse", (), {"model_version": "2"})()
 
 
 def test_next_step_waits_with_backoff_when_server_is_unavailable_and_attempts_remain():
@@ -130,8 +134,8 @@ def test_infer_flow_sends_the_remaining_deadline_to_grpc_to_triton_and_as_a_stam
     assert 1_900 < rpc.kwargs["parameters"]["deadline_unix_ms"] - time.time() * 1e3 <= 2_000
     with pytest.raises(StopIteration) as done:
         flow.send(Answer())
-    ((logits, scores),) = done.value.value
-    assert list(scores) == [0.25, 0.75] and list(logits) == [0.0, 1.0]
+    ((logits, scores, version),) = done.value.value
+    assert list(scores) == [0.25, 0.75] and list(logits) == [0.0, 1.0] and version == "2"
 
 
 def test_infer_flow_sends_no_deadline_when_the_call_has_none():
@@ -164,6 +168,65 @@ def test_infer_flow_raises_model_not_ready_from_the_servers_error_when_retries_r
         flow.throw(RELOADING)
 
     assert caught.value.__cause__ is RELOADING
+
+
+STOPPING = InferenceServerException(
+    msg="[request id: <id_unknown>] Server is stopping, scheduler for model has stopped accepting new inference requests",
+    status="StatusCode.UNAVAILABLE",
+)
+UNLOADING = InferenceServerException(
+    msg="Request for unknown model: 'm' has no available versions", status="StatusCode.NOT_FOUND"
+)
+
+
+def test_balanced_infer_flow_resends_a_call_a_stopping_server_refused_at_once_without_using_attempts():
+    core = connected_core(load_balancing="round_robin", retry=RetryPolicy(attempts=1, failovers=3))
+    flow = core.infer(Chunk(indices=(0,), arrays={"input_ids": np.array([[101]])}), Deadline(60))
+
+    steps = [next(flow), flow.throw(STOPPING), flow.throw(UNLOADING), flow.throw(STOPPING)]
+
+    assert [type(step) for step in steps] == [Rpc, Rpc, Rpc, Rpc], "no pause: the next server takes it"
+    with pytest.raises(StopIteration):
+        flow.send(Answer())
+
+
+def test_balanced_infer_flow_falls_back_to_backoff_once_failovers_are_used_up():
+    core = connected_core(load_balancing="round_robin", retry=RetryPolicy(attempts=2, failovers=1, jitter=0.0))
+    flow = core.infer(Chunk(indices=(0,), arrays={"input_ids": np.array([[101]])}), Deadline(60))
+
+    steps = [next(flow), flow.throw(UNLOADING), flow.throw(UNLOADING), next(flow)]
+
+    assert [type(step) for step in steps] == [Rpc, Rpc, Sleep, Rpc]
+    with pytest.raises(ModelNotReadyError):
+        flow.throw(UNLOADING)
+
+
+def test_pick_first_infer_flow_never_fails_over_a_refusal_to_the_same_server():
+    flow = connected_core().infer(Chunk(indices=(0,), arrays={"input_ids": np.array([[101]])}), Deadline(60))
+
+    assert type(next(flow)) is Rpc and type(flow.throw(STOPPING)) is Sleep
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        InferenceServerException(msg="input_ids[0][1] = 40000 is outside the vocabulary", status="INVALID_ARGUMENT"),
+        InferenceServerException(msg="failed to connect to all addresses", status="StatusCode.UNAVAILABLE"),
+        InferenceServerException(msg="Exceeds maximum queue size", status="StatusCode.UNAVAILABLE"),
+    ],
+)
+def test_balanced_infer_flow_does_not_fail_over_what_is_not_one_servers_refusal(error):
+    core = connected_core(load_balancing="round_robin", retry=RetryPolicy(attempts=1))
+    flow = core.infer(Chunk(indices=(0,), arrays={"input_ids": np.array([[101]])}), Deadline(60))
+    next(flow)
+
+    with pytest.raises(ClassifierError):
+        flow.throw(error)
+
+
+def test_retry_policy_rejects_negative_failovers():
+    with pytest.raises(ValueError, match="failovers"):
+        RetryPolicy(failovers=-1)
 
 
 def test_connect_flow_fails_at_once_when_the_model_name_is_unknown():

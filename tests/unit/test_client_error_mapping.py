@@ -24,6 +24,13 @@ from distilbert_client._errors import map_error, mapped_errors
         # The dynamic batcher's queue is full (max_queue_size): transient, so retried.
         ("StatusCode.UNAVAILABLE", "Exceeds maximum queue size", ServerUnavailableError),
         ("StatusCode.CANCELLED", "CANCELLED", ServerUnavailableError),
+        # A server that got SIGTERM (Triton 2.51): retried, on another server first when balancing.
+        (
+            "StatusCode.UNAVAILABLE",
+            "[request id: <id_unknown>] Server is stopping, scheduler for model has stopped accepting new inference requests",
+            ServerUnavailableError,
+        ),
+        ("StatusCode.NOT_FOUND", "Request for unknown model: 'x' has no available versions", ModelNotReadyError),
         # The model's answer to a request whose deadline would pass before its answer: not retried.
         ("StatusCode.CANCELLED", "[expired] request expired before its forward pass: ...", DeadlineExceededError),
         ("StatusCode.NOT_FOUND", "Request for unknown model: 'x' is not found", ModelNotReadyError),

@@ -20,6 +20,8 @@ DEFAULT_FACTS = {
     "vocab_size": 30522,
     "num_labels": 3,
     "labels": ["negative", "neutral", "positive"],
+    # contract.tokenizer_fingerprint of the bert-base-uncased WordPiece tokenizer that build/checkpoints.py writes
+    "tokenizer_sha256": "67b5de988bf4e6164ed95e5c8aaa04c956cd7726ffda54f78ab4b01aa62055c5",
 }
 EXPORTED = {
     TOKEN: lambda: model_config(DEFAULT_FACTS, ServingConfig()),

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..contract import resolve_problem_type
+from ..contract import resolve_problem_type, tokenizer_fingerprint
 from ..knobs import ConfigError
 from .batching import plan_forwards, token_budget_groups
 from .device import detect, prepare_device
@@ -69,6 +69,12 @@ class ClassifierEngine:
             raise ValueError(f"{checkpoint} holds a {config.model_type!r} model; this model serves DistilBERT only")
         if not any(Path(checkpoint).glob("*.safetensors")):
             raise ValueError(f"{checkpoint} has no .safetensors weights; pickled weights are never loaded")
+        # Every version of a model tokenizes alike: its callers and the text model tokenize once for all of them.
+        if settings.tokenizer_sha256 and tokenizer_fingerprint(checkpoint) != settings.tokenizer_sha256:
+            raise CheckpointMismatch(
+                f"{checkpoint}: its tokenizer differs from the one config.pbtxt publishes (tokenizer_sha256); "
+                "a checkpoint with another tokenizer is another model: export it under another --model-name"
+            )
         model = DistilBertForSequenceClassification.from_pretrained(
             checkpoint, use_safetensors=True, trust_remote_code=False, attn_implementation="sdpa"
         )

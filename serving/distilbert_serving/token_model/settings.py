@@ -71,6 +71,7 @@ class ServingSettings(ServingKnobs):
     vocab_size: int | None = None
     num_labels: int | None = None
     labels: tuple[str, ...] | None = None
+    tokenizer_sha256: str | None = None  # contract.tokenizer_fingerprint of the checkpoint's tokenizer
 
 
 def check_settings(knobs: ServingKnobs, instance_kind: str) -> None:
@@ -100,7 +101,7 @@ def cpu_instances(model_config: dict) -> int:
 def read_settings(model_config: dict) -> ServingSettings:
     """The ``parameters`` of a model config (as Triton passes it to ``initialize``), or ``ConfigError``."""
     values = parameter_values(model_config)
-    written = {name: values[name] for name in ("checkpoint", "problem_type") if name in values}
+    written = {name: values[name] for name in ("checkpoint", "problem_type", "tokenizer_sha256") if name in values}
     for name in ("max_sequence_length", "vocab_size", "num_labels"):
         if name in values:
             written[name] = _integer(name, values[name])
