@@ -135,11 +135,15 @@ def main(argv: list[str] | None = None) -> None:
                 before = stage_counters(server, token_model)
                 if args.py_spy and model == token_model and level == args.concurrency[-1]:
                     profile(server, args.py_spy, work / "token-model.speedscope.json")
-                result = run_perf_analyzer(
-                    model, server.grpc_url, data, concurrency=level, measurement_interval_ms=args.interval_ms
-                )
+                try:  # windows within 30 %: other work on the machine moves the tiny model's rate
+                    result = run_perf_analyzer(model, server.grpc_url, data, level, None, args.interval_ms, 30)
+                except RuntimeError as error:
+                    print(f"{model} c={level}: {str(error).strip().splitlines()[-1]}")
+                    continue
                 rates[model] = result.throughput
-                rows.append((model, level, result.throughput, result.throughput / rates[NULL], result.p50_ms))
+                rows.append(
+                    (model, level, result.throughput, result.throughput / rates.get(NULL, float("nan")), result.p50_ms)
+                )
                 if model == token_model:
                     time.sleep(FLUSH_S + 0.1)
                     after = stage_counters(server, token_model)
