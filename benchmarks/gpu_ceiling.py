@@ -76,12 +76,26 @@ def dense_bf16_tflops(device, size: int = 8192, repeats: int = 10) -> float:
 
 def best_rates(engine, rows: list[np.ndarray], device, sizes: dict[str, tuple[int, ...]]) -> dict:
     """seq/s of each strategy on ``rows`` at its fastest batch bound of ``sizes[strategy]``, and that bound."""
-    result = {}
-    for way, run in passes(engine, rows, device).items():
+    result, ways = {}, passes(engine, rows, device)
+    ways["varlen"] = varlen(engine, ways["packed"])
+    for way, run in ways.items():
         result[f"{way}_best"], result[f"{way}_tokens"] = fastest(
             run, len(rows), REPEATS, sizes[way], partial(synchronize, device)
         )
     return result
+
+
+def varlen(engine, run):
+    """``run`` with the engine's attention as one variable-length call per layer (forward_mode varlen)."""
+
+    def with_varlen(*args):
+        engine.packed.attention = "varlen"
+        try:
+            return run(*args)
+        finally:
+            engine.packed.attention = "chunks"
+
+    return with_varlen
 
 
 def cudnn_attention_cost(engine, rows: list[np.ndarray]) -> dict:
@@ -171,12 +185,13 @@ def measure(args) -> dict:
         )
         fixed_ids[:, 0], fixed_ids[:, -1] = 101, 102  # [CLS] ... [SEP]
         entry = {
-            "texts": best_rates(engine, rows, device, {"transformers": PADDED_TOKENS, "packed": PACKED_TOKENS}),
-            "fixed128": best_rates(engine, list(fixed_ids), device, dict.fromkeys(("transformers", "packed"), FIXED_TOKENS)),
+            "texts": best_rates(engine, rows, device, {"transformers": PADDED_TOKENS, "packed": PACKED_TOKENS, "varlen": PACKED_TOKENS}),
+            "fixed128": best_rates(engine, list(fixed_ids), device, dict.fromkeys(("transformers", "packed", "varlen"), FIXED_TOKENS)),
         }  # fmt: skip
         if precision == "bf16" and device.type == "cuda":
             entry["sdpa_cudnn"] = cudnn_attention_cost(engine, rows)
         entry["single_text_ms"] = single_text_ms(engine, rows, samples=60)
+        entry["single_text_ms_varlen"] = varlen(engine, single_text_ms)(engine, rows, 60)
         if precision == "fp32":
             fp32 = {
                 "packed": engine_logits(engine, rows),

@@ -70,9 +70,9 @@ SERVED_FORWARD_TOKENS = 65536
 TEXTS_PER_REQUEST = 32
 # (model, texts per request, concurrency): low loads on one instance, then each model at its top loads.
 # A name ending in _x<N> has N instances on the one GPU (while one instance's execute works in Python,
-# another's forward runs); _padded: forward_mode padded.
+# another's forward runs); _padded, _varlen: that forward_mode.
 TOP_LOADS = ((1, 256), (TEXTS_PER_REQUEST, 16))
-GPU_MODELS = ("gpu_bf16", "gpu_bf16_x2", "gpu_bf16_x4", "gpu_bf16_padded_x4")
+GPU_MODELS = ("gpu_bf16", "gpu_bf16_x2", "gpu_bf16_x4", "gpu_bf16_varlen_x4", "gpu_bf16_padded_x4")
 GPU_RUNS = (("gpu_bf16", 1, 1), ("gpu_bf16", 1, 64), ("gpu_bf16", TEXTS_PER_REQUEST, 4))
 GPU_RUNS += tuple((model, texts, concurrency) for model in GPU_MODELS for texts, concurrency in TOP_LOADS)
 CPU_SMOKE_RUNS = (("cpu_smoke", 1, 1), ("cpu_smoke", TEXTS_PER_REQUEST, 2))
@@ -338,7 +338,7 @@ def served(params: dict) -> int:
             # An unbounded queue: a closed loop bounds it anyway, and a bound below the callers would refuse.
             config = ServingConfig(
                 model_name=model, instance_kind=params["kind"], instance_count=models[model], precision=params["precision"],
-                forward_mode="padded" if "_padded" in model else "packed", max_batch_size=SERVED_BATCH,
+                forward_mode=next((m for m in ("padded", "varlen") if f"_{m}" in model), "packed"), max_batch_size=SERVED_BATCH,
                 max_forward_tokens=SERVED_FORWARD_TOKENS, max_queue_size=0, queue_timeout_us=0,
             )  # fmt: skip
             write_model(Path(params["checkpoint"]), repository, config)

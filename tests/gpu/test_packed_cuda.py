@@ -51,7 +51,7 @@ def load(checkpoint: Path, device: torch.device, precision: str = "fp32", **sett
     return ClassifierEngine.load(checkpoint, device, ServingSettings(precision=precision, **settings), tf32=False)
 
 
-@pytest.mark.parametrize("mode", ["packed", "padded"])
+@pytest.mark.parametrize("mode", ["packed", "varlen", "padded"])
 def test_gpu_logits_match_cpu_transformers_within_1e4_in_fp32(checkpoint, ids, cuda_device, mode):
     engine = load(checkpoint, cuda_device, forward_mode=mode)
     assert engine.packed.gemm == "aten"  # cuBLAS: the oneDNN path is the CPU's
@@ -60,13 +60,15 @@ def test_gpu_logits_match_cpu_transformers_within_1e4_in_fp32(checkpoint, ids, c
     assert np.abs(logits - expected).max() <= FP32_TOLERANCE
 
 
-def test_gpu_packed_forward_honours_masks_with_holes(checkpoint, ids, cuda_device):
-    engine = load(checkpoint, cuda_device)
+@pytest.mark.parametrize("mode", ["packed", "varlen"])
+def test_gpu_packed_forward_honours_masks_with_holes(checkpoint, ids, cuda_device, mode):
+    engine = load(checkpoint, cuda_device, forward_mode=mode)
     assert_masks_with_holes_honoured(engine, checkpoint, ids, rows=(0, 7, len(ids) - 2), tolerance=FP32_TOLERANCE)
 
 
-def test_a_packed_forward_never_waits_for_the_gpu(checkpoint, ids, cuda_device):
-    engine = load(checkpoint, cuda_device)
+@pytest.mark.parametrize("mode", ["packed", "varlen"])
+def test_a_packed_forward_never_waits_for_the_gpu(checkpoint, ids, cuda_device, mode):
+    engine = load(checkpoint, cuda_device, forward_mode=mode)
     masks = [None] * len(ids)
     masks[3] = np.ones(len(ids[3]), dtype=np.int64)
     masks[3][1] = 0

@@ -7,7 +7,7 @@ import torch
 from distilbert_serving.token_model.engine import ClassifierEngine
 from distilbert_serving.token_model.settings import ServingSettings
 from distilbert_serving.token_model.validation import Sequence
-from helpers import assert_masks_with_holes_honoured, corpus_ids, reference_logits
+from helpers import assert_masks_with_holes_honoured, corpus_ids, reference_logits, reference_model
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +20,7 @@ def ids(checkpoint):
     return corpus_ids(checkpoint, 40, seed=6)
 
 
-@pytest.mark.parametrize("mode", ["packed", "padded"])
+@pytest.mark.parametrize("mode", ["packed", "varlen", "padded"])
 def test_engine_logits_match_transformers_one_text_at_a_time(checkpoint, ids, mode):
     engine = ClassifierEngine.load(
         checkpoint, torch.device("cpu"), ServingSettings(precision="fp32", forward_mode=mode)
@@ -40,9 +40,10 @@ def test_packed_forward_pads_dense_layers_by_at_most_an_eighth(checkpoint, ids):
         assert forward.real_tokens <= forward.padded_tokens <= 1.125 * forward.real_tokens
 
 
-def test_packed_forward_honours_masks_with_holes(checkpoint, ids):
+@pytest.mark.parametrize("mode", ["packed", "varlen"])
+def test_packed_forward_honours_masks_with_holes(checkpoint, ids, mode):
     engine = ClassifierEngine.load(
-        checkpoint, torch.device("cpu"), ServingSettings(precision="fp32", forward_mode="packed")
+        checkpoint, torch.device("cpu"), ServingSettings(precision="fp32", forward_mode=mode)
     )
     assert_masks_with_holes_honoured(engine, checkpoint, ids, rows=(0, 5, 9), tolerance=1e-5)
 
@@ -72,6 +73,8 @@ HOST_WAITS = {"aten::nonzero", "aten::item", "aten::_local_scalar_dense", "aten:
 
 
 def test_packed_forward_runs_no_operation_that_would_wait_for_a_gpu(checkpoint, ids):
+    # forward_mode varlen: on the CPU its jagged attention falls back to per-sequence math, which reads
+    # lengths back; its CUDA kernels take the host's offsets (tests/gpu checks it there).
     engine = ClassifierEngine.load(
         checkpoint, torch.device("cpu"), ServingSettings(precision="fp32", forward_mode="packed")
     )
@@ -81,3 +84,33 @@ def test_packed_forward_runs_no_operation_that_would_wait_for_a_gpu(checkpoint, 
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profile:
         engine.packed.logits(ids, masks)
     assert HOST_WAITS.isdisjoint(event.key for event in profile.key_averages())
+
+
+def test_varlen_attention_is_one_call_per_layer_and_packs_only_attended_tokens(checkpoint, ids, monkeypatch):
+    engine = ClassifierEngine.load(
+        checkpoint, torch.device("cpu"), ServingSettings(precision="fp32", forward_mode="varlen")
+    )
+    masks = [None] * len(ids)
+    masks[3] = np.ones(len(ids[3]), dtype=np.int64)
+    masks[3][1:3] = 0
+    calls, attention = [], torch.nn.functional.scaled_dot_product_attention
+    monkeypatch.setattr(
+        torch.nn.functional, "scaled_dot_product_attention", lambda *a, **k: calls.append(1) or attention(*a, **k)
+    )
+    _, stats = engine.packed.logits(ids, masks)
+    assert len(calls) == len(engine.packed.layers)
+    assert stats.real_tokens == stats.dense_tokens == sum(len(row) for row in ids) - 2
+
+
+def test_varlen_forward_takes_the_chunks_when_a_first_token_is_masked(checkpoint, ids):
+    # [CLS] masked out is still the query the classifier reads, which a packing without it cannot give.
+    engine = ClassifierEngine.load(
+        checkpoint, torch.device("cpu"), ServingSettings(precision="fp32", forward_mode="varlen")
+    )
+    mask = np.ones(len(ids[0]), dtype=np.int64)
+    mask[0] = 0
+    logits, _ = engine.classify([Sequence(ids[0], mask), *(Sequence(row, None) for row in ids[1:4])])
+    model = reference_model(checkpoint)
+    with torch.inference_mode():
+        expected = model(torch.from_numpy(ids[0][None]), attention_mask=torch.from_numpy(mask[None])).logits[0]
+    assert np.abs(logits[0] - expected.numpy()).max() <= 1e-5

@@ -51,7 +51,8 @@ class ClassifierEngine:
         # gemm: "auto" times the GEMM paths at load (gemm.py); self.packed.gemm is the choice.
         # A precision may force its own GEMM path (int8: loaded in fp32, its linear weights quantized).
         gemm = self.precision.gemm or gemm
-        self.packed = PackedClassifier(model, settings.attention_overhead_tokens, gemm=gemm)
+        attention = "varlen" if settings.forward_mode == "varlen" else "chunks"
+        self.packed = PackedClassifier(model, settings.attention_overhead_tokens, gemm=gemm, attention=attention)
         self.check_published_facts()
 
     @classmethod
@@ -114,7 +115,7 @@ class ClassifierEngine:
         logits = np.empty((len(sequences), self.num_labels), dtype=np.float32)
         stats = []
         lengths = [s.length for s in sequences]
-        if self.settings.forward_mode == "packed":
+        if self.settings.forward_mode != "padded":
             for group in token_budget_groups(lengths, self.settings.max_forward_tokens):
                 rows = [sequences[i] for i in group]
                 out, packed = self.packed.logits([s.ids for s in rows], [s.mask for s in rows], between_layers)

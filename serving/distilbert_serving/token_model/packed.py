@@ -17,6 +17,13 @@ into one ``[tokens, dim]`` matrix (the "remove padding" idea of FasterTransforme
   layer computes keys and values for every token but queries, the output projection
   and the feed-forward network for the [CLS] rows alone.
 
+With ``attention="varlen"`` attention is instead one call per layer over every sequence of
+the forward: the packed Q, K and V as nested jagged tensors (offsets, no padding, no gather),
+which ``scaled_dot_product_attention`` runs on CUDA with its variable-length flash (bf16, fp16)
+or memory-efficient (fp32) kernels. Tokens a mask excludes are left out of the packing (their
+position ids kept): they are never keys, and only [CLS] is read at the end. A forward whose
+[CLS] itself is masked takes the chunks. The plan is linear in the batch.
+
 Built to run on a GPU without stalling it: every index array of one forward is built
 on the host, in one buffer, and reaches the device in one (pinned, non-blocking) copy;
 inside the forward there is no boolean-mask indexing or any other operation that waits
@@ -65,8 +72,9 @@ class PackedClassifier:
     measured, in milliseconds per candidate, ``self.gemm_timings_ms``.
     """
 
-    def __init__(self, model, attention_overhead_tokens: int = 64, gemm: str = "auto"):
+    def __init__(self, model, attention_overhead_tokens: int = 64, gemm: str = "auto", attention: str = "chunks"):
         base = model.distilbert
+        self.attention = attention  # "chunks" or "varlen" (module docstring)
         self.word_embeddings = base.embeddings.word_embeddings.weight
         self.position_embeddings = base.embeddings.position_embeddings.weight
         self.embedding_norm = base.embeddings.LayerNorm
@@ -137,6 +145,8 @@ class PackedClassifier:
         entries are excluded as attention keys, exactly as an ``attention_mask`` is.
         ``between_layers`` is called before each layer (``cores.SharedCores.rebalance``).
         """
+        if self.attention == "varlen" and all(mask is None or mask[0] for mask in masks):
+            return self._varlen_logits(ids, masks, between_layers)
         plan = _plan(ids, masks, self._chunks(ids), self.round_sizes)
         on_device = self._upload(plan.host)
         token_ids, positions, first_tokens, inverse = (on_device[s] for s in plan.slices)
@@ -201,9 +211,73 @@ class PackedClassifier:
                 rows = attended[chunk.first_row : chunk.first_row + chunk.tokens]
                 torch.index_select(context.flatten(0, 1).flatten(1), 0, chunk.keep, out=rows)
         residual = hidden.index_select(0, first_tokens) if only_first else hidden
+        return self._rest_of_layer(layer, attended, residual)
+
+    def _rest_of_layer(self, layer: _Layer, attended, residual) -> torch.Tensor:
+        """Attention's output projection and norm, then the feed-forward network."""
         attended = layer.attention_norm(layer.out(attended, residual=residual))
         inner = layer.lin1(attended, self.activation, fallback=self.activation_module)
         return layer.output_norm(layer.lin2(inner, residual=attended))
+
+    def _varlen_logits(self, ids, masks, between_layers) -> tuple[torch.Tensor, PackedStats]:
+        """``logits`` with one variable-length attention call per layer (module docstring)."""
+        plan = _varlen_plan(ids, masks)
+        on_device = self._upload(plan.host)
+        token_ids, positions, offsets, firsts = (on_device[s] for s in plan.slices)
+        single = torch.arange(len(ids) + 1, device=self.device)  # the last layer's queries: [CLS] alone
+        hidden = F.embedding(token_ids, self.word_embeddings) + F.embedding(positions, self.position_embeddings)
+        hidden = self.embedding_norm(hidden)
+        head_dim, last = self.dim // self.heads, len(self.layers) - 1
+
+        def jagged(values, bounds, longest):
+            # [sequences, heads, jagged length, head_dim]; the lengths come from the host: no device read.
+            nested = torch.nested.nested_tensor_from_jagged(
+                values, bounds, min_seqlen=1 if longest == 1 else plan.shortest, max_seqlen=longest
+            )
+            return nested.transpose(1, 2)
+
+        for index, layer in enumerate(self.layers):
+            if between_layers is not None:
+                between_layers()
+            # Each of Q, K, V contiguous [tokens, heads, head_dim]: what the jagged attention kernels read.
+            q, k, v = layer.qkv(hidden).view(-1, 3, self.heads, head_dim).transpose(0, 1).contiguous()
+            queries = (q.index_select(0, firsts), single, 1) if index == last else (q, offsets, plan.longest)
+            context = F.scaled_dot_product_attention(
+                jagged(*queries), jagged(k, offsets, plan.longest), jagged(v, offsets, plan.longest)
+            )
+            attended = context.transpose(1, 2).values().flatten(1)
+            residual = hidden.index_select(0, firsts) if index == last else hidden
+            hidden = self._rest_of_layer(layer, attended, residual)
+        logits = self.classifier(self.pre_classifier(hidden, "relu"))
+        stats = PackedStats(real_tokens=plan.tokens, dense_tokens=plan.tokens, attention_tokens=plan.tokens)
+        return logits, stats
+
+
+@dataclass(frozen=True)
+class _VarlenPlan:
+    host: np.ndarray  # int64: token ids, position ids, offsets, first tokens, back to back
+    slices: tuple[slice, slice, slice, slice]
+    tokens: int  # attended tokens: what a mask excludes is not packed
+    shortest: int
+    longest: int
+
+
+def _varlen_plan(ids: list[np.ndarray], masks: list[np.ndarray | None]) -> _VarlenPlan:
+    """The packing of a varlen forward, in input order: linear in the batch, one host buffer."""
+    kept = [row if mask is None else row[mask.astype(bool)] for row, mask in zip(ids, masks, strict=True)]
+    lengths = np.fromiter((len(row) for row in kept), dtype=np.int64, count=len(kept))
+    offsets = np.zeros(len(kept) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    tokens = int(offsets[-1])
+    positions = np.arange(tokens) - np.repeat(offsets[:-1], lengths)
+    for i, mask in enumerate(masks):  # a masked-out token's neighbours keep their own positions
+        if mask is not None:
+            positions[offsets[i] : offsets[i + 1]] = np.flatnonzero(mask)
+    parts = [np.concatenate(kept).astype(np.int64, copy=False), positions, offsets, offsets[:-1]]
+    bounds = np.cumsum([0, *(part.size for part in parts)])
+    slices = tuple(slice(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True))
+    host = np.concatenate(parts)
+    return _VarlenPlan(host, slices, tokens, int(lengths.min()), int(lengths.max()))
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from .precision import AUTO, CHOICES, PRECISIONS
 
 # packed: dense layers on real tokens only (packed.py); padded: the transformers
 # model on length-sorted padded chunks, kept as the reference path and for comparison.
-FORWARD_MODES = ("packed", "padded")
+FORWARD_MODES = ("packed", "varlen", "padded")
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,11 @@ class ServingKnobs:
         0, "torch threads per CPU instance; 0: the cores, shared among the instances busy at each layer", minimum=0
     )
     forward_mode: str = knob(
-        "packed", "packed: dense layers on real tokens only; padded: transformers' forward", choices=FORWARD_MODES
+        "packed",
+        "packed: dense layers on real tokens only, attention in length-sorted chunks; varlen: the same dense "
+        "layers, attention in one variable-length call per layer (CUDA's flash/memory-efficient kernels); "
+        "padded: transformers' forward",
+        choices=FORWARD_MODES,
     )
     forward_overhead_tokens: int = knob(
         16, "fixed cost of one padded forward, in padded tokens (forward_mode padded)", minimum=0
@@ -88,7 +92,7 @@ def check_settings(knobs: ServingKnobs, instance_kind: str) -> None:
         raise ConfigError(
             f"precision {precision.name} {need} (export --kind {other}); use {AUTO}, bf16 or fp32 on a {kind} instance"
         )
-    if precision and precision.gemm and knobs.forward_mode != "packed":
+    if precision and precision.gemm and knobs.forward_mode == "padded":
         raise ConfigError("precision int8 quantizes the packed forward's layers: use forward_mode packed")
 
 
