@@ -84,7 +84,7 @@ def test_settings_parse_each_knob_as_its_type():
     ("values", "phrase"),
     [
         ({"precision": "int3"}, "parameter precision must be one of auto, fp32, bf16, fp16, int8; got 'int3'"),
-        ({"forward_mode": "sparse"}, "parameter forward_mode must be one of packed, padded"),
+        ({"forward_mode": "sparse"}, "parameter forward_mode must be one of packed, varlen, padded"),
         ({"cpu_threads": "two"}, "parameter cpu_threads must be an integer; got 'two'"),
         ({"max_forward_tokens": "0"}, "parameter max_forward_tokens must be at least 1; got 0"),
         ({"vocab_size": "big"}, "parameter vocab_size must be an integer"),
