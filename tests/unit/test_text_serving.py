@@ -9,7 +9,7 @@ from transformers import AutoTokenizer
 from distilbert_serving.corpus import english_texts
 from distilbert_serving.outcomes import DEADLINE_PARAMETER
 from distilbert_serving.text_model.batching import all_rows, chunk_deadlines, row_spans, split_answers
-from distilbert_serving.text_model.encoding import TooLong, encode_items, pad_rows, tokenize_requests, top_labels
+from distilbert_serving.text_model.encoding import TextEncoder, TooLong, pad_rows, tokenize_requests, top_labels
 from distilbert_serving.text_model.relay import deadline_arguments, relayed_error
 from distilbert_serving.text_model.validation import (
     InvalidText,
@@ -88,7 +88,7 @@ def test_batched_encoding_equals_one_tokenizer_call_per_text_in_any_mix_of_optio
     items += [TextItem(long_text, None, left), TextItem(long_text, None, DEFAULT), TextItem(long_text, texts[0], left)]
     items.insert(3, TextItem(texts[5], None, left))
 
-    encoded = encode_items(tokenizer, items, max_length=512)
+    encoded = TextEncoder(tokenizer, max_length=512).encode(items)
 
     for item, ids in zip(items, encoded, strict=True):
         tokenizer.truncation_side = item.options.truncation_side
@@ -100,7 +100,7 @@ def test_batched_encoding_equals_one_tokenizer_call_per_text_in_any_mix_of_optio
 def test_untruncated_row_over_the_maximum_is_reported_alone(tokenizer):
     long_text = " ".join(english_texts(200, seed=6))
     off = TokenizeOptions(truncation=False)
-    encoded = encode_items(tokenizer, [TextItem("short", None, off), TextItem(long_text, None, off)], max_length=512)
+    encoded = TextEncoder(tokenizer, 512).encode([TextItem("short", None, off), TextItem(long_text, None, off)])
 
     assert isinstance(encoded[0], list) and isinstance(encoded[1], TooLong)
     message = encoded[1].message(3)
@@ -130,7 +130,7 @@ def test_tokenize_requests_fails_only_the_request_with_an_over_long_row(tokenize
         [TextItem("fine", None, off), TextItem(long_text, None, off)],
     ]
 
-    tokenized = tokenize_requests(tokenizer, entries, max_length=512)
+    tokenized = tokenize_requests(TextEncoder(tokenizer, 512), entries)
 
     assert tokenized[0] == [tokenizer("short")["input_ids"]] and tokenized[1] is refused
     assert isinstance(tokenized[2], InvalidText) and str(tokenized[2]).startswith("text[1] is ")

@@ -2,8 +2,10 @@
 
 Rows are grouped by what changes the tokenizer's behaviour (pair or single, truncation on or
 off, truncation side); each group is one batched call (the Rust tokenizer encodes a batch in
-one go). Results come back in row order. A row longer than the model's maximum with truncation
-off is reported per row, so only its own request fails (``tokenize_requests``).
+one go), plus one for the few texts whose first piece held too few tokens (``bounded``: a long
+text is read only as far as the model can use it). Results come back in row order. A row longer
+than the model's maximum with truncation off is reported per row, so only its own request fails
+(``tokenize_requests``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import numpy as np
 from ..knobs import ConfigError
 from ..outcomes import row_spans
 from .batching import all_rows
+from .bounded import Cutter, ends, longer
 from .settings import TokenizeOptions
 from .validation import InvalidText, TextItem
 
@@ -27,52 +30,101 @@ WARMUP = (
 class TooLong(ValueError):
     """A row with truncation off that is longer than the model's maximum length."""
 
-    def __init__(self, tokens: int, max_length: int, is_pair: bool):
-        self.tokens, self.max_length, self.is_pair = tokens, max_length, is_pair
+    def __init__(self, tokens: int, max_length: int, is_pair: bool, exact: bool = True):
+        # ``exact`` False: the row has at least ``tokens`` tokens; the rest of it was never read.
+        self.tokens, self.max_length, self.is_pair, self.exact = tokens, max_length, is_pair, exact
         super().__init__(self.message(0))
 
     def message(self, row: int) -> str:
         what = f"text[{row}] and text_pair[{row}] together are" if self.is_pair else f"text[{row}] is"
+        count = f"{self.tokens}" if self.exact else f"at least {self.tokens}"
         return (
-            f"{what} {self.tokens} tokens long, over the model's maximum of {self.max_length}; "
+            f"{what} {count} tokens long, over the model's maximum of {self.max_length}; "
             "shorten it or send request parameter truncation=true"
         )
 
 
-def encode_items(tokenizer, items: list[TextItem], max_length: int) -> list[list[int] | TooLong]:
-    """Token ids (special tokens included) per item, or ``TooLong`` for an over-long untruncated row."""
-    groups: dict[tuple, list[int]] = defaultdict(list)
-    for index, item in enumerate(items):
-        groups[(item.pair is not None, item.options.truncation, item.options.truncation_side)].append(index)
+class TextEncoder:
+    """The checkpoint's fast tokenizer, reading only as much of each text as can reach the model.
 
-    encoded: list = [None] * len(items)
-    for (is_pair, truncation, side), indices in groups.items():
-        tokenizer.truncation_side = side
-        texts = [items[i].text for i in indices]
-        pairs = [items[i].pair for i in indices] if is_pair else None
-        ids = tokenizer(
-            texts,
-            pairs,
-            truncation="longest_first" if truncation else False,
-            max_length=max_length if truncation else None,
-            return_attention_mask=False,
-            return_token_type_ids=False,
-        )["input_ids"]
-        for index, row in zip(indices, ids, strict=True):
-            if len(row) > max_length:
-                encoded[index] = TooLong(len(row), max_length, is_pair)
-            else:
+    ``encode`` gives exactly the ids of the tokenizer's own call on whole texts (``tokenizer(texts,
+    pairs, truncation="longest_first", max_length=...)``), but tokenizes only a piece of each long
+    text (``bounded``), and refuses a row too long for truncation off without reading all of it.
+    """
+
+    def __init__(self, tokenizer, max_length: int):
+        self.max_length = max_length
+        self.backend = tokenizer.backend_tokenizer
+        self.cutter = Cutter.of(tokenizer)
+
+    def encode(self, items: list[TextItem]) -> list[list[int] | TooLong]:
+        """Token ids (special tokens included) per item, or ``TooLong`` for an over-long untruncated row."""
+        groups: dict[tuple, list[int]] = defaultdict(list)
+        for index, item in enumerate(items):
+            groups[(item.pair is not None, item.options.truncation, item.options.truncation_side)].append(index)
+
+        encoded: list = [None] * len(items)
+        for (is_pair, truncation, side), indices in groups.items():
+            rows = [items[i] for i in indices]
+            for index, row in zip(indices, self._encode_group(rows, is_pair, truncation, side), strict=True):
                 encoded[index] = row
-    return encoded
+        return encoded
+
+    def _encode_group(self, items: list[TextItem], is_pair: bool, truncation: bool, side: str) -> list:
+        backend = self.backend
+        # What fits beside the special tokens; a text known to hold room + 2 tokens is long enough for
+        # every decision below (over the maximum; and, for pairs, which of two long texts is longer).
+        room = self.max_length - backend.num_special_tokens_to_add(is_pair)
+        need = room + 2
+        backend.no_truncation()
+        backend.no_padding()
+        texts = [item.text for item in items] + ([item.pair for item in items] if is_pair else [])
+        found = ends(backend, self.cutter, texts, need, side)
+        firsts, seconds = found[: len(items)], (found[len(items) :] if is_pair else [None] * len(items))
+
+        rows: list = []  # per row: its encodings, to post-process below, or ``TooLong``
+        for item, (first, first_whole), second in zip(items, firsts, seconds, strict=True):
+            pair, pair_whole = second if second is not None else (None, True)
+            tokens = len(first.ids) + (len(pair.ids) if pair is not None else 0)
+            if not truncation and tokens > room:
+                specials = self.max_length - room
+                rows.append(TooLong(tokens + specials, self.max_length, is_pair, first_whole and pair_whole))
+                continue
+            if truncation and pair is not None and len(first.ids) > room and len(pair.ids) > room:
+                # Both over what fits: longest_first gives the one with more tokens in all one more
+                # (room odd); the pieces are cut to lengths that keep that order and nothing else.
+                a_longer = (
+                    len(first.ids) > len(pair.ids)
+                    if first_whole and pair_whole
+                    else longer(backend, self.cutter, item.text, item.pair)
+                )
+                first.truncate(room + 2 if a_longer else room + 1, direction=side)
+                pair.truncate(room + 1, direction=side)
+            # Truncation decides on lengths up to ``need`` only; cutting there first also keeps its
+            # overflow (one encoding per window of each text, for pairs every window of one with every
+            # window of the other) small.
+            for encoding in (first, pair) if pair is not None else (first,):
+                encoding.truncate(need, direction=side)
+            rows.append((first, pair))
+
+        if truncation:  # the tokenizer's own truncation, then its special tokens
+            backend.enable_truncation(self.max_length, stride=0, strategy="longest_first", direction=side)
+        try:
+            return [
+                row if isinstance(row, TooLong) else backend.post_process(*row, add_special_tokens=True).ids
+                for row in rows
+            ]
+        finally:
+            backend.no_truncation()
 
 
-def tokenize_requests(tokenizer, entries: list, max_length: int) -> list:
+def tokenize_requests(encoder: TextEncoder, entries: list) -> list:
     """Each request's token rows, or its error: ``InvalidText`` for a row too long with truncation off.
 
     ``entries`` holds each request's ``TextItem`` rows, or its error (kept as is); the rows of all
-    requests are tokenized together (``encode_items``).
+    requests are tokenized together (``TextEncoder.encode``).
     """
-    encoded = encode_items(tokenizer, all_rows(entries), max_length)
+    encoded = encoder.encode(all_rows(entries))
     results = []
     for entry, span in zip(entries, row_spans(entries), strict=True):
         if span is None:
@@ -97,7 +149,7 @@ def load_tokenizer(folder):
     return tokenizer
 
 
-def warm_up(tokenizer, defaults: TokenizeOptions, max_length: int) -> None:
+def warm_up(encoder: TextEncoder, defaults: TokenizeOptions) -> None:
     """Run the tokenizer on each path once, so the first request does not pay for it.
 
     Not a ``model_warmup`` in config.pbtxt: Triton refuses every inference, BLS included,
@@ -106,7 +158,7 @@ def warm_up(tokenizer, defaults: TokenizeOptions, max_length: int) -> None:
     """
     options = (defaults, TokenizeOptions(True, "left"), TokenizeOptions(False, "right"))
     items = [TextItem(text, pair, o) for text, pair in WARMUP for o in options]
-    encode_items(tokenizer, items * 4, max_length)
+    encoder.encode(items * 4)
 
 
 def pad_rows(rows: list[list[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray | None]:

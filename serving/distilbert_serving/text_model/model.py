@@ -1,11 +1,12 @@
 """The text model (Triton backend ``distilbert_text``): raw text in, the token model's classification out.
 
 One ``execute`` is one dynamic batch of text requests, in stages: decode each request's tensors
-and parameters → validate them into text rows → tokenize the rows of all requests in one batched
-call → forward them to the token model (BLS), split only at its max_batch_size → encode one
-response per request (logits, probabilities, top label). Each stage keeps one entry per request,
-its data or the error that ends it, so a malformed request, or one whose rows the token model
-failed, gets its own error while the rest is served. The logic lives in this package's modules.
+and parameters → validate them into text rows (their sizes first) → tokenize the rows of all
+requests in one batched call, each long text read only as far as the model can use it → forward
+them to the token model (BLS), split only at its max_batch_size → encode one response per request
+(logits, probabilities, top label). Each stage keeps one entry per request, its data or the error
+that ends it, so a malformed request, or one whose rows the token model failed, gets its own error
+while the rest is served. The logic lives in this package's modules.
 
 A request whose caller cancelled it, or whose deadline passed, is answered ``CANCELLED`` before
 tokenization (``text_requests_dropped_total``); each call to the token model carries the latest
@@ -28,7 +29,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from ..contract import ATTENTION_MASK, INPUT_IDS, LABEL, TEXT, TEXT_PAIR, TOKEN_OUTPUTS  # noqa: E402
 from ..outcomes import Counters, Dropped, drop_abandoned, error_response, time_left_s  # noqa: E402
 from .batching import all_rows, chunk_deadlines, split_answers  # noqa: E402
-from .encoding import load_tokenizer, pad_rows, tokenize_requests, top_labels, warm_up  # noqa: E402
+from .encoding import TextEncoder, load_tokenizer, pad_rows, tokenize_requests, top_labels, warm_up  # noqa: E402
 from .metrics import COUNTERS  # noqa: E402
 from .relay import deadline_arguments, relayed_error  # noqa: E402
 from .settings import check_checkpoint_facts, read_max_batch_size, read_text_settings  # noqa: E402
@@ -47,10 +48,12 @@ class TritonPythonModel:
         self.pad_id = int(self.tokenizer.pad_token_id or 0)
         labels = {"model": args["model_name"], "version": args["model_version"]}
         self.metrics = Counters(pb_utils.MetricFamily, labels, COUNTERS)
-        warm_up(self.tokenizer, self.settings.defaults, self.settings.max_sequence_length)
+        self.encoder = TextEncoder(self.tokenizer, self.settings.max_sequence_length)
+        warm_up(self.encoder, self.settings.defaults)
+        reading = "each text only as far as the model reads it" if self.encoder.cutter else "whole texts"
         pb_utils.Logger.log_info(
-            f"{args['model_name']}: tokenizer {folder}, classifier {self.settings.token_model} "
-            f"({self.chunk_rows} rows per call), {self.settings.defaults}"
+            f"{args['model_name']}: tokenizer {folder} ({reading}), classifier {self.settings.token_model} "
+            f"({self.chunk_rows} rows per call), {self.settings.defaults}, {self.settings.limits}"
         )
 
     async def execute(self, requests):
@@ -65,7 +68,9 @@ class TritonPythonModel:
 
     def drop_abandoned(self, request):
         """The request, or ``Dropped`` when its caller no longer waits (cancelled, or past its deadline)."""
-        return drop_abandoned(request, self.metrics["dropped"])
+        # Deadline stamps only: asking Triton about cancellation is a round trip per request, and Triton's
+        # queue drops cancelled requests itself (as does the token model before a long forward).
+        return drop_abandoned(request, self.metrics["dropped"], ask_triton=False)
 
     def decode(self, request):
         """The request's ``text`` and ``text_pair`` arrays (None when absent) and its parameters."""
@@ -81,14 +86,14 @@ class TritonPythonModel:
             return decoded
         text, pair, parameters = decoded
         try:
-            return request_items(text, pair, parse_options(parameters, self.settings.defaults))
+            return request_items(text, pair, parse_options(parameters, self.settings.defaults), self.settings.limits)
         except InvalidText as error:
             return error
 
     def tokenize(self, entries: list) -> list:
         """Each request's token rows, or its error: all rows in one batched tokenizer call per option group."""
         started = time.perf_counter()
-        tokenized = tokenize_requests(self.tokenizer, entries, self.settings.max_sequence_length)
+        tokenized = tokenize_requests(self.encoder, entries)
         rows = sum(len(entry) for entry in entries if isinstance(entry, list))
         if rows:
             self.metrics["calls"].increment(1)
@@ -143,4 +148,4 @@ class TritonPythonModel:
 
     def finalize(self) -> None:
         self.metrics.close()
-        self.tokenizer = None
+        self.tokenizer = self.encoder = None

@@ -1,7 +1,8 @@
 """The text model's ``config.pbtxt`` ``parameters``, and the facts it takes from the token model.
 
-The knobs are ``TokenizeOptions`` (``truncation``, ``truncation_side``): each defined once there,
-they are the defaults a request may override with request parameters of the same names, and
+The knobs are ``TokenizeOptions`` (``truncation``, ``truncation_side``), the defaults a request
+may override with request parameters of the same names, and ``TextLimits`` (``max_text_bytes``,
+``max_request_bytes``), which no request can change. Each is defined once here, and
 ``build/export.py`` derives its command-line options and the parameters it writes from them.
 
 The rest is written by export, not tuned. ``token_model`` and ``tokenizer`` say where the
@@ -37,6 +38,26 @@ class TokenizeOptions:
 
 
 @dataclass(frozen=True)
+class TextLimits:
+    """The most bytes of text one request may carry: the text model's knobs that no request can change.
+
+    Checked before a text is decoded or tokenized. Truncation reads only the start (or end) of a long
+    text, so a limit bounds what a request costs in copies and memory rather than in tokenization;
+    1 MiB per text is ~450 times what 512 tokens of English take (~2.3 KB).
+    """
+
+    max_text_bytes: int = knob(
+        1 << 20, "bytes (UTF-8) one text or text_pair may have; longer ones are refused", minimum=1
+    )
+    max_request_bytes: int = knob(
+        8 << 20,
+        "bytes of all texts and text_pairs of one request together; more are refused",
+        minimum=1,
+        flag="--text-max-request-bytes",
+    )
+
+
+@dataclass(frozen=True)
 class TextSettings:
     """What the model reads at load: where its work goes, the published facts, the request defaults."""
 
@@ -46,6 +67,7 @@ class TextSettings:
     labels: tuple[str, ...]
     # Defaults of the requests' options.
     defaults: TokenizeOptions = TokenizeOptions()
+    limits: TextLimits = TextLimits()
 
 
 def read_text_settings(model_config: dict) -> TextSettings:
@@ -66,6 +88,7 @@ def read_text_settings(model_config: dict) -> TextSettings:
         max_sequence_length=max_length,
         labels=labels,
         defaults=TokenizeOptions(**read_knobs(TokenizeOptions, values)),
+        limits=TextLimits(**read_knobs(TextLimits, values)),
     )
 
 
