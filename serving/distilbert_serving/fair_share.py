@@ -305,6 +305,15 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def stop(proxy, server) -> None:
+    """Stop the proxy (a process), then the server (a ``LocalServer``); either may be None."""
+    if proxy is not None:
+        proxy.terminate()
+        proxy.wait(timeout=30)
+    if server is not None:
+        server.stop()
+
+
 def start_proxy(upstream: str, folder: Path, edit=None, cores: set[int] | None = None) -> tuple[subprocess.Popen, str]:
     """The shipped Envoy config in front of ``upstream`` (host:port), on loopback (on ``cores`` when
     given); (process, its address). ``edit``: a function that changes the config (a dict) first."""
@@ -422,11 +431,7 @@ def main(argv: list[str] | None = None) -> int:
             rounds=args.rounds,
         )
     finally:
-        if proxy is not None:
-            proxy.terminate()
-            proxy.wait(timeout=30)
-        if server is not None:
-            server.stop()
+        stop(proxy, server)
     for line in report.lines():
         print(line)
     if args.json:

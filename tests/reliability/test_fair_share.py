@@ -17,7 +17,7 @@ import pytest
 from traffic import FIGURES
 
 from distilbert_serving.export import ServingConfig, TextModelConfig, write_model, write_text_model
-from distilbert_serving.fair_share import run_scenario, start_proxy
+from distilbert_serving.fair_share import run_scenario, start_proxy, stop
 from distilbert_serving.launch import LocalServer, options_on_free_ports
 
 # The targets are 0.9 × the quiet answers per second and 2 × its p99 (RELIABILITY.md §7). On the shared
@@ -41,11 +41,7 @@ def behind_the_proxy(tiny_checkpoints, tmp_path_factory):
         proxy, address = start_proxy(server.grpc_url, Path(tempfile.mkdtemp(dir=repository)), cores=heavy_cores)
         yield address, heavy_cores
     finally:
-        if proxy is not None:
-            proxy.terminate()
-            proxy.wait(timeout=30)
-        if server is not None:
-            server.stop()
+        stop(proxy, server)
         os.sched_setaffinity(0, set(cores))
 
 
