@@ -1,3 +1,5 @@
+import itertools
+
 import numpy as np
 
 from distilbert_serving.outcomes import row_spans
@@ -64,3 +66,41 @@ def test_geometric_rounding_adds_at_most_an_eighth_and_few_distinct_sizes():
 def test_row_spans_place_each_requests_rows_and_skip_errors():
     entries = [["a", "b"], ValueError("input_ids is required"), ["c"]]
     assert row_spans(entries) == [slice(0, 2), None, slice(2, 3)]
+
+
+def cost(lengths, chunks, overhead_tokens):
+    return sum(len(c) * int(lengths[c].max()) + overhead_tokens for c in chunks)
+
+
+def least_cost(sorted_lengths, overhead_tokens, max_tokens):
+    """Every cut of the sorted lengths into runs, by brute force."""
+    n, least = len(sorted_lengths), float("inf")
+    for cuts in range(1 << (n - 1)):
+        bounds = [0, *(i + 1 for i in range(n - 1) if cuts >> i & 1), n]
+        runs = [sorted_lengths[a:b] for a, b in itertools.pairwise(bounds)]
+        if all(len(r) == 1 or len(r) * r[-1] <= max_tokens for r in runs):
+            least = min(least, sum(len(r) * r[-1] + overhead_tokens for r in runs))
+    return least
+
+
+def test_the_plan_costs_the_least_of_every_way_to_cut_the_sorted_lengths():
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        lengths = rng.integers(1, 120, size=int(rng.integers(1, 11)))
+        overhead, cap = int(rng.integers(0, 80)), int(rng.integers(100, 600))
+        chunks = plan_forwards(lengths, overhead_tokens=overhead, max_tokens=cap)
+        assert covered(chunks) == list(range(len(lengths)))
+        assert cost(lengths, chunks, overhead) == least_cost(sorted(lengths.tolist()), overhead, cap)
+
+
+def test_a_long_batch_gets_a_plan_of_the_least_cost_too():
+    # Past a few dozen candidate starts the search runs in numpy; a plain dynamic programme is the reference.
+    lengths = np.random.default_rng(4).lognormal(3.5, 0.7, size=300).astype(int) + 3
+    for overhead, cap in ((64, 1 << 16), (16, 2048)):
+        chunks = plan_forwards(lengths, overhead_tokens=overhead, max_tokens=cap)
+        assert covered(chunks) == list(range(300))
+        ordered, best = sorted(lengths.tolist()), [0]
+        for j in range(1, 301):
+            fits = [i for i in range(j) if j - i == 1 or (j - i) * ordered[j - 1] <= cap]
+            best.append(min(best[i] + (j - i) * ordered[j - 1] + overhead for i in fits))
+        assert cost(lengths, chunks, overhead) == best[-1]

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from distilbert_serving.token_model.validation import InvalidRequest, Limits, validate_request
+from distilbert_serving.token_model.validation import InvalidRequest, Limits, validate_request, validate_requests
 
 LIMITS = Limits(vocab_size=100, max_length=8)
 
@@ -47,3 +47,21 @@ def test_invalid_request_names_what_is_wrong(ids, mask, phrase):
     with pytest.raises(InvalidRequest) as raised:
         validate_request(ids, mask, LIMITS)
     assert phrase in str(raised.value)
+
+
+def test_requests_are_checked_together_and_only_the_one_at_fault_gets_an_error():
+    ended = InvalidRequest("input_ids is required")
+    good, wide = arr([1, 2, 3]), np.array([[5, 6]], dtype=np.int32)
+    results = validate_requests([(good, None), (arr([1, 100]), None), ended, (wide, None)], LIMITS)
+    assert [row.ids.tolist() for row in results[0]] == [[1, 2, 3]]
+    assert isinstance(results[1], InvalidRequest) and "input_ids[0][1] = 100" in str(results[1])
+    assert results[2] is ended
+    assert results[3][0].ids.tolist() == [5, 6] and results[3][0].ids.dtype == np.int64
+    together = validate_requests([(good, None), (wide, None)], LIMITS)
+    assert [r[0].ids.tolist() for r in together] == [[1, 2, 3], [5, 6]]
+
+
+def test_requests_of_other_shapes_and_types_are_refused_as_they_would_be_alone():
+    results = validate_requests([(np.array([1, 2]), None), (np.array([[1.5]]), None), (arr([2]), None)], LIMITS)
+    assert "shape [batch, length]" in str(results[0]) and "INT64" in str(results[1])
+    assert results[2][0].ids.tolist() == [2]

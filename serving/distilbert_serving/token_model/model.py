@@ -37,7 +37,7 @@ from .engine import ClassifierEngine  # noqa: E402
 from .metrics import ForwardMetrics  # noqa: E402
 from .scores import scores_from_logits  # noqa: E402
 from .settings import check_settings, cpu_instances, read_settings  # noqa: E402
-from .validation import InvalidRequest, validate_request  # noqa: E402
+from .validation import InvalidRequest, validate_requests  # noqa: E402
 
 
 class TritonPythonModel:
@@ -75,11 +75,11 @@ class TritonPythonModel:
         watch.lap("drop")
         tensors = [self.decode(entry) for entry in wanted]
         watch.lap("decode")
-        rows = [self.validate(entry) for entry in tensors]
+        rows = validate_requests(tensors, self.engine.limits)  # each request's rows, checked, or its error
         watch.lap("validate")
         outputs = self.forward_in_time(requests, rows)
         watch.lap("deadlines")
-        responses = [self.encode(entry) for entry in outputs]
+        responses = [self.encode(request, entry) for request, entry in zip(requests, outputs, strict=True)]
         watch.lap("encode")
         return responses
 
@@ -100,24 +100,17 @@ class TritonPythonModel:
         mask = pb_utils.get_input_tensor_by_name(request, ATTENTION_MASK)
         return ids.as_numpy(), None if mask is None else mask.as_numpy()
 
-    def validate(self, tensors):
-        """The request's rows, checked and trimmed of padding (``validation``)."""
-        if not isinstance(tensors, tuple):  # its error already
-            return tensors
-        try:
-            return validate_request(*tensors, self.engine.limits)
-        except InvalidRequest as error:
-            return error
-
     def forward_in_time(self, requests, entries: list) -> list:
         """``forward`` for the requests whose answer can still come in time, in chunks that fit their
         deadlines (``deadlines``); before each chunk after the first, the requests whose
         caller has gone since are dropped."""
         if not self.settings.drop_cancelled:
             return self.forward(entries)
-        results = list(entries)
         sizes = [sum(row.length for row in entry) if isinstance(entry, list) else 0 for entry in entries]  # tokens
-        now, timeouts = time.time(), [request.timeout() for request in requests]
+        timeouts = [request.timeout() for request in requests]
+        if not any(timeouts) and self.rate.seconds_for(sum(sizes)) < ASK_CANCELLED_S:
+            return self.forward(entries)  # no deadline to keep, too short to ask Triton about: one forward
+        results, now = list(entries), time.time()
         lefts = [time_left_s(request, now) if size else None for request, size in zip(requests, sizes, strict=True)]
         for i in too_late(lefts, sizes, timeouts, self.rate):
             results[i], sizes[i] = expire(lefts[i], self.metrics.dropped), 0
@@ -153,13 +146,16 @@ class TritonPythonModel:
         self.stopwatch.lap("scores")
         return [e if span is None else (logits[span], scores[span]) for e, span in zip(entries, spans, strict=True)]
 
-    def encode(self, outputs):
-        """One response: the request's logits and scores, or its error."""
+    def encode(self, request, outputs):
+        """One response: the outputs the request asked for (all when it named none), or its error."""
         error = error_response(pb_utils, outputs, InvalidRequest)
         if error is not None:
             return error
-        logits, scores = outputs
-        return pb_utils.InferenceResponse([pb_utils.Tensor(LOGITS, logits), pb_utils.Tensor(SCORES, scores)])
+        asked = request.requested_output_names()
+        named = zip((LOGITS, SCORES), outputs, strict=True)
+        return pb_utils.InferenceResponse(
+            [pb_utils.Tensor(name, array) for name, array in named if not asked or name in asked]
+        )
 
     def finalize(self) -> None:
         self.metrics.close()

@@ -37,8 +37,37 @@ class Sequence:
         return int(self.ids.shape[0])
 
 
-def validate_request(input_ids: np.ndarray, attention_mask: np.ndarray | None, limits: Limits) -> list[Sequence]:
-    """Rows of a ``[batch, length]`` request, or ``InvalidRequest`` saying what is wrong."""
+def validate_requests(entries: list, limits: Limits) -> list:
+    """``validate_request`` for each entry that is a tuple of arrays (ids, mask or None); any other entry
+    (what already ended its request) stays as it is, and a request that fails gets its ``InvalidRequest``.
+
+    The one pass over every id, the vocabulary check, runs once over all the requests' ids: an execute of
+    single texts pays for one numpy check, not one per request. Where it finds an id out of range, each
+    request is checked on its own, so only the request at fault gets the error.
+    """
+    ids = [entry[0] for entry in entries if isinstance(entry, tuple)]
+    integers = all(isinstance(a, np.ndarray) and a.ndim == 2 and a.size and a.dtype.kind in "iu" for a in ids)
+    checked = bool(ids) and integers and _in_vocabulary(np.concatenate([a.ravel() for a in ids]), limits)
+    results = []
+    for entry in entries:
+        try:
+            results.append(validate_request(*entry, limits, ids_checked=checked) if isinstance(entry, tuple) else entry)
+        except InvalidRequest as error:
+            results.append(error)
+    return results
+
+
+def _in_vocabulary(ids: np.ndarray, limits: Limits) -> bool:
+    return bool(ids.min() >= 0 and ids.max() < limits.vocab_size)
+
+
+def validate_request(
+    input_ids: np.ndarray, attention_mask: np.ndarray | None, limits: Limits, *, ids_checked: bool = False
+) -> list[Sequence]:
+    """Rows of a ``[batch, length]`` request, or ``InvalidRequest`` saying what is wrong.
+
+    ``ids_checked``: every id is known to be in the vocabulary already (``validate_requests``).
+    """
     if input_ids.ndim != 2:
         raise InvalidRequest(f"input_ids must have shape [batch, length]; got shape {list(input_ids.shape)}")
     batch, length = input_ids.shape
@@ -53,8 +82,8 @@ def validate_request(input_ids: np.ndarray, attention_mask: np.ndarray | None, l
         )
     if not np.issubdtype(input_ids.dtype, np.integer):
         raise InvalidRequest(f"input_ids must be INT64 token ids; got {input_ids.dtype}")
-    out_of_range = (input_ids < 0) | (input_ids >= limits.vocab_size)
-    if out_of_range.any():
+    if not ids_checked and not _in_vocabulary(input_ids, limits):
+        out_of_range = (input_ids < 0) | (input_ids >= limits.vocab_size)
         row, position = (int(i) for i in np.argwhere(out_of_range)[0])
         raise InvalidRequest(
             f"input_ids[{row}][{position}] = {int(input_ids[row, position])} is outside the vocabulary "
