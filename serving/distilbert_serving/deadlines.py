@@ -6,7 +6,7 @@ computed for nobody. So when the requests of an execute carry a ``timeout`` (the
 sends its deadline as one), ``model.py`` cuts their tokens into chunks that each take at most half the
 shortest timeout at the speed measured so far, and before each chunk drops the requests whose
 caller has gone in the meantime (asking Triton only before a chunk long enough to be worth it,
-``ASK_CANCELLED_S``). Before any of them, it drops the requests whose deadline (stamped
+``worth_asking``). Before any of them, it drops the requests whose deadline (stamped
 by the caller: ``outcomes.time_left_s``) comes before the execute's answers would leave
 (``too_late``). Requests without a timeout, or with one that a whole batch fits in, take one forward.
 """
@@ -24,9 +24,17 @@ FRESH_SHARE = 0.9
 # answers still have their way back to go. With 1.0, 10 % of the expired requests were computed.
 ESTIMATE_MARGIN = 1.2
 # Asking Triton whether a request was cancelled is a round trip from the model's process to the server,
-# ~0.1 ms per request: before a chunk whose forward is expected to take at least this long the answer
-# can save more than the questions cost; before shorter ones the requests' deadline stamps suffice.
-ASK_CANCELLED_S = 0.005
+# ~0.1 ms per request (``request.is_cancelled()``: 97 µs, median of 1,000). It is worth it before a forward
+# long enough that the questions cost a small share of it; before shorter ones the requests' deadline
+# stamps suffice. A fixed forward length instead asked on every execute of a small model once load had
+# slowed its forwards past that length, and the questions slowed them further.
+ASK_COST_S = 1e-4
+ASK_SHARE = 0.05
+
+
+def worth_asking(requests: int, forward_s: float) -> bool:
+    """Whether to ask Triton about ``requests`` before a forward expected to take ``forward_s`` seconds."""
+    return requests * ASK_COST_S <= ASK_SHARE * forward_s
 
 
 @dataclass

@@ -38,7 +38,7 @@ def drop_abandoned(request, dropped_counters: dict, ask_triton: bool = True):
     when its gRPC call is cancelled, which is also what gRPC does when the call's deadline passes; a
     request that carried a ``timeout`` (the client library sends its deadline as one) is counted as
     expired, any other as cancelled. Asking is a round trip to the server: worth it only before work
-    that costs more (``deadlines.ASK_CANCELLED_S``); Triton's queue drops cancelled requests itself.
+    that costs more (``deadlines.worth_asking``); Triton's queue drops cancelled requests itself.
     """
     if ask_triton and request.is_cancelled():
         reason = DROP_REASONS[0] if request.timeout() else DROP_REASONS[1]

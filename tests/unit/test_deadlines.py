@@ -1,6 +1,6 @@
 """Forwards cut to fit the callers' deadlines (deadlines)."""
 
-from distilbert_serving.deadlines import TokenRate, chunk_tokens, chunks, too_late
+from distilbert_serving.deadlines import TokenRate, chunk_tokens, chunks, too_late, worth_asking
 
 
 def test_no_timeout_or_no_measured_speed_means_one_forward():
@@ -45,3 +45,10 @@ def test_requests_whose_answer_would_come_too_late_go_least_time_left_first_unti
 def test_a_fresh_request_is_always_tried_so_a_slow_estimate_cannot_drop_everything():
     # An estimate of 10 s for the lot: the requests with more than 0.9 of their 0.5 s timeout left stay.
     assert too_late([0.48, 0.2, 0.46], [100] * 3, [500_000] * 3, rate(30.0)) == [1]
+
+
+def test_triton_is_asked_about_cancelled_requests_only_before_forwards_the_questions_cost_little_of():
+    assert worth_asking(1, 0.025)  # one full-size text
+    assert worth_asking(16, 0.2)  # sixteen of them
+    assert not worth_asking(16, 0.003)  # a small model's batch, however slow the machine made its last forwards
+    assert not worth_asking(16, 0.0)  # before the first forward, whose speed is not known yet

@@ -11,7 +11,7 @@ Each stage keeps one entry per request, its data or the error that ends it: a ma
 gets its own error while the rest of the batch is served. A request whose ``deadline_unix_ms`` has
 passed or comes before its forward would end is answered ``CANCELLED`` before the forward
 (``clf_requests_dropped_total``); so is one cancelled (or past its gRPC deadline) before a forward long
-enough to be worth asking Triton about it (``deadlines.ASK_CANCELLED_S``), and Triton's queue drops
+enough to be worth asking Triton about it (``deadlines.worth_asking``), and Triton's queue drops
 cancelled requests itself. The logic lives in this package's modules (tested without Triton).
 """
 
@@ -30,7 +30,7 @@ limit_idle_spin()  # before torch loads OpenMP: idle instances give their cores 
 import torch  # noqa: E402
 
 from ..contract import ATTENTION_MASK, INPUT_IDS, LOGITS, SCORES, Reason, tagged  # noqa: E402
-from ..deadlines import ASK_CANCELLED_S, TokenRate, chunk_tokens, chunks, too_late  # noqa: E402
+from ..deadlines import TokenRate, chunk_tokens, chunks, too_late, worth_asking  # noqa: E402
 from ..outcomes import Dropped, drop_abandoned, error_response, expire, row_spans, time_left_s  # noqa: E402
 from .device import check_stub_numpy, instance_device, instance_threads  # noqa: E402
 from .engine import ClassifierEngine  # noqa: E402
@@ -108,7 +108,7 @@ class TritonPythonModel:
             return self.forward(entries)
         sizes = [sum(row.length for row in entry) if isinstance(entry, list) else 0 for entry in entries]  # tokens
         timeouts = [request.timeout() for request in requests]
-        if not any(timeouts) and self.rate.seconds_for(sum(sizes)) < ASK_CANCELLED_S:
+        if not any(timeouts) and not worth_asking(len(requests), self.rate.seconds_for(sum(sizes))):
             return self.forward(entries)  # no deadline to keep, too short to ask Triton about: one forward
         results, now = list(entries), time.time()
         lefts = [time_left_s(request, now) if size else None for request, size in zip(requests, sizes, strict=True)]
@@ -117,7 +117,7 @@ class TritonPythonModel:
         for number, group in enumerate(chunks(sizes, chunk_tokens(timeouts, self.rate.tokens_per_s))):
             # Before the first chunk the stamps were checked a moment ago (execute); Triton is asked only
             # before a chunk long enough for its cancelled requests to be worth finding.
-            ask = self.rate.seconds_for(sum(sizes[i] for i in group)) >= ASK_CANCELLED_S
+            ask = worth_asking(len(group), self.rate.seconds_for(sum(sizes[i] for i in group)))
             part = [self.drop_abandoned(requests[i], ask) if number or ask else entries[i] for i in group]
             part = [p if isinstance(p, Dropped) else entries[i] for i, p in zip(group, part, strict=True)]
             for i, outcome in zip(group, self.forward(part), strict=True):
