@@ -7,6 +7,7 @@ wrong and the allowed range, so a caller can fix the request without reading cod
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -15,8 +16,9 @@ class InvalidRequest(ValueError):
     """A request that cannot be served as sent; the message is returned to the caller."""
 
 
-@dataclass(frozen=True)
-class Limits:
+class Limits(NamedTuple):
+    """What the checkpoint accepts: ids below ``vocab_size``, sequences of at most ``max_length`` tokens."""
+
     vocab_size: int
     max_length: int
 
