@@ -1,10 +1,8 @@
 """What a CPU user would run instead of Triton: ONNX Runtime and OpenVINO, in-process, at their best.
 
-The checkpoint is exported to ONNX (``torch.onnx.export``, TorchScript exporter, opset 17, batch and
-sequence axes dynamic, eager attention so that ONNX Runtime's BERT fusions find the attention
-pattern) and each runtime gets the texts the served model gets, with the same thread count, at the
-in-process ceiling's best case: the whole set sorted by length, cut into padded batches of at most N
-tokens (``ceiling.padded_batches``), timed at each N of ``ceiling.BATCH_TOKENS``, counted at its fastest.
+The checkpoint is exported to ONNX (``export_onnx``) and each runtime gets the texts the served model
+gets, with the same thread count, at the in-process ceiling's best case (``ceiling.padded_batches`` at
+each size of ``ceiling.BATCH_TOKENS``, counted at its fastest).
 
     onnxruntime          fp32  CPUExecutionProvider, ORT_ENABLE_ALL, intra-op threads = threads
     onnxruntime fused    fp32  the same graph after onnxruntime.transformers' BERT fusions
@@ -26,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import statistics
 import tempfile
 import time
 import warnings
@@ -36,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ceiling import BATCH_TOKENS, fastest, padded_batches, transformers_logits
+from ceiling import BATCH_TOKENS, fastest, median_ms, padded_batches, transformers_logits
 
 # Allowed max |Δlogit| against transformers fp32, times the largest reference logit |ℓ|max. fp32 and bf16
 # round each operation, so |ℓ|max only widens their bound when above 1. int8's error is relative to the
@@ -116,17 +113,12 @@ def quantize_int8(source: Path, target: Path) -> Path:
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    # The fused graph's contrib operators (Attention, ...) defeat shape inference: their outputs are float.
+    options = {"DefaultTensorType": onnx.TensorProto.FLOAT}
     previous = logging.root.manager.disable
     logging.disable(logging.WARNING)  # "consider to run pre-processing": ORT_ENABLE_ALL optimizes at load
     try:
-        quantize_dynamic(
-            str(source),
-            str(target),
-            weight_type=QuantType.QInt8,
-            per_channel=True,
-            # The fused graph's contrib operators (Attention, ...) defeat shape inference: their outputs are float.
-            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-        )
+        quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True, extra_options=options)
     finally:
         logging.disable(previous)
     return target
@@ -149,15 +141,8 @@ def openvino_forward(path: Path, precision: str, threads: int) -> tuple[Forward,
     import openvino as ov
 
     core = ov.Core()
-    compiled = core.compile_model(
-        core.read_model(str(path)),
-        "CPU",
-        {
-            "INFERENCE_PRECISION_HINT": OPENVINO_PRECISION[precision],
-            "INFERENCE_NUM_THREADS": threads,
-            "PERFORMANCE_HINT": "LATENCY",
-        },
-    )
+    hints = {"INFERENCE_PRECISION_HINT": OPENVINO_PRECISION[precision], "INFERENCE_NUM_THREADS": threads}
+    compiled = core.compile_model(core.read_model(str(path)), "CPU", {**hints, "PERFORMANCE_HINT": "LATENCY"})
     request = compiled.create_infer_request()
     ran = compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()  # f32 | bf16 | f16
 
@@ -181,17 +166,11 @@ def measure(
             logits[rows] = forward(ids, mask)
 
     seq_s, tokens = fastest(run, len(reference), repeats)
-    for row in singles:  # every shape once before timing, as a server that has warmed up
-        forward(row, np.ones_like(row))
-    latencies = []
-    for row in singles:
-        started = time.perf_counter()
-        forward(row, np.ones_like(row))
-        latencies.append((time.perf_counter() - started) * 1e3)
     return {
         "seq_s": seq_s,
         "batch_tokens": tokens,
-        "single_text_ms": statistics.median(latencies),
+        # Every shape once before timing, as a server that has warmed up.
+        "single_text_ms": median_ms(lambda row: forward(row, np.ones_like(row)), singles, warmup=len(singles)),
         "max_abs_diff": float(np.abs(logits - reference).max()),
         "agreement": float((logits.argmax(axis=1) == reference.argmax(axis=1)).mean()),
     }
@@ -235,11 +214,8 @@ def measure_alternatives(
                 yield "onnxruntime", "fp32", "fp32", onnxruntime_forward(onnx_path, threads), "ORT_ENABLE_ALL"
                 yield "onnxruntime fused", "fp32", "fp32", onnxruntime_forward(fused, threads), applied
             if "int8" in precisions:
-                for runtime, source, target in (
-                    ("onnxruntime", onnx_path, "model-int8.onnx"),
-                    ("onnxruntime fused", fused, "model-fused-int8.onnx"),
-                ):
-                    forward = onnxruntime_forward(quantize_int8(source, folder / target), threads)
+                for runtime, source in (("onnxruntime", onnx_path), ("onnxruntime fused", fused)):
+                    forward = onnxruntime_forward(quantize_int8(source, source.with_suffix(".int8.onnx")), threads)
                     yield runtime, "int8", "int8", forward, "QInt8 weights per channel; ORT_ENABLE_ALL"
             for precision in (p for p in precisions if p in OPENVINO_PRECISION):  # int8 needs NNCF: see above
                 forward, executed = openvino_forward(onnx_path, precision, threads)
@@ -248,15 +224,12 @@ def measure_alternatives(
         results = []
         for runtime, precision, executed, forward, note in candidates():
             measured = measure(forward, batch_sets, singles, reference, repeats)
-            results.append(
-                Alternative(
-                    runtime, precision, executed, threads, tolerance=tolerance(precision), note=note, **measured
-                )
+            result = Alternative(
+                runtime, precision, executed, threads, tolerance=tolerance(precision), note=note, **measured
             )
-            verdict = "" if results[-1].correct else "  WRONG: over its tolerance, not counted"
-            log(
-                f"{results[-1].name} (ran {executed}): {measured}, tolerance {results[-1].tolerance:.1e} ({note}){verdict}"
-            )
+            verdict = "" if result.correct else "  WRONG: over its tolerance, not counted"
+            log(f"{result.name} (ran {executed}): {measured}, tolerance {result.tolerance:.1e} ({note}){verdict}")
+            results.append(result)
     return results
 
 

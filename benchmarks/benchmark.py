@@ -8,17 +8,12 @@ the measurements behind the defaults (docs/BENCHMARKS.md, "Why the defaults are 
         --texts 100 --interval-ms 2000 --no-alternatives                     # a quick check that it all runs
     python benchmarks/benchmark.py MEASUREMENT            # one measurement behind a default (--help lists them)
 
-The benchmark, on this machine, with the full-size offline checkpoint (dim 768, 6 layers):
-  1. texts: 600 real English texts (``distilbert_serving.corpus``), tokenized with the checkpoint's
-     tokenizer; the length histogram is printed;
-  2. the in-process ceiling (ceiling.py) at each precision, same thread count, and what a CPU user
-     would run instead (alternatives.py: ONNX Runtime and OpenVINO on the checkpoint exported to
-     ONNX, same texts, threads and best-case batches, logits checked);
-  3. one tritonserver with, per precision, the served model (packed forward, dynamic batching), the
-     raw-text endpoint in front of it and the naive baseline (one transformers forward per request, no
-     dynamic batching; at int8 in fp32, see ``NAIVE_PRECISION``), driven by perf_analyzer over gRPC;
-  4. padding and attention waste of each served run, from the model's Prometheus counters.
-Writes bench-results/<timestamp>/{results.csv, alternatives.csv, report.md, throughput.png}.
+On the full-size offline checkpoint and 600 real English texts (their length histogram is printed), per
+precision: the in-process ceiling (ceiling.py) and what a CPU user would run instead (alternatives.py), then
+one tritonserver with the served model, the raw-text endpoint in front of it and the naive baseline
+(``NAIVE_PRECISION``) driven by perf_analyzer over gRPC, with the padding and attention waste the model
+counted (docs/BENCHMARKS.md, "Method"). Writes bench-results/<timestamp>/{results.csv, alternatives.csv,
+report.md, throughput.png}.
 """
 
 from __future__ import annotations
@@ -93,13 +88,9 @@ def histogram(lengths: np.ndarray) -> str:
     return "\n".join(lines)
 
 
-# The token model's counters of what its forwards computed (token_model/metrics.py): padding waste.
-TOKEN_COUNTERS = ("real_tokens", "padded_tokens", "attention_tokens")
-
-
-def waste(before: dict, after: dict, name: str) -> float | None:
-    real = after["real_tokens"] - before["real_tokens"]
-    return (after[name] - before[name]) / real - 1 if real else None
+def waste(counted: dict[str, float], name: str) -> float | None:
+    """The token model's counter ``name`` (``padded_tokens`` or ``attention_tokens``) ÷ real tokens − 1."""
+    return counted[name] / counted["real_tokens"] - 1 if counted["real_tokens"] else None
 
 
 PRECISIONS = ("fp32", "bf16", "int8")
@@ -152,7 +143,7 @@ def run(args) -> Path:
             def measure(precision: str, strategy: str, concurrency=None, rate=None) -> None:
                 model = f"{strategy}_{precision}"
                 counted = f"served_{precision}" if strategy == "text" else model  # the text model's forwards run there
-                before = model_counters(server.metrics_url, counted, "clf_forward", TOKEN_COUNTERS)
+                before = model_counters(server.metrics_url, counted)
                 load = f"concurrency {concurrency}" if concurrency else f"rate {rate:g}/s"
                 data = text_data if strategy == "text" else input_data
                 # No stable windows (shared cores are noisy): once more with twice the tolerance, which the
@@ -168,19 +159,17 @@ def run(args) -> Path:
                         print(f"{model} at {load}, windows ±{stability} %: no result ({said[-1]})", flush=True)
                 else:
                     return
-                after = model_counters(server.metrics_url, counted, "clf_forward", TOKEN_COUNTERS)
+                forwards = model_counters(server.metrics_url, counted, since=before)
                 latencies = (result.p50_ms, result.p95_ms, result.p99_ms)
-                wastes = (waste(before, after, "padded_tokens"), waste(before, after, "attention_tokens"))
+                wastes = (waste(forwards, "padded_tokens"), waste(forwards, "attention_tokens"))
                 rows.append(Row(precision, strategy, load, result.throughput, *latencies, *wastes, stability))
                 print(rows[-1], flush=True)
 
+            loads = {"served": args.concurrency, "naive": args.naive_concurrency, "text": args.text_concurrency}
             for precision in args.precisions:
-                for concurrency in args.concurrency:
-                    measure(precision, "served", concurrency=concurrency)
-                for concurrency in args.naive_concurrency:
-                    measure(precision, "naive", concurrency=concurrency)
-                for concurrency in args.text_concurrency:
-                    measure(precision, "text", concurrency=concurrency)
+                for strategy, levels in loads.items():
+                    for concurrency in levels:
+                        measure(precision, strategy, concurrency=concurrency)
                 # Open loop at 80 % of the closed-loop peak: latency when requests arrive on their own schedule.
                 served = [r.throughput for r in rows if r.precision == precision and r.strategy == "served"]
                 if served:
@@ -211,11 +200,7 @@ def write_reports(
             for alternative in alternatives:
                 writer.writerow({**asdict(alternative), "correct": alternative.correct})
 
-    def throughput_of(precision, strategy, load):
-        return next(
-            (r.throughput for r in rows if (r.precision, r.strategy, r.load) == (precision, strategy, load)), None
-        )
-
+    throughput = {(r.precision, r.strategy, r.load): r.throughput for r in rows}
     lines = [
         "# Benchmark: served DistilBERT vs the in-process ceiling and a naive baseline",
         "",
@@ -264,8 +249,8 @@ def write_reports(
         return "" if value is None else f"{100 * value:.1f} %"
 
     for r in rows:
-        naive = throughput_of(r.precision, "naive", r.load) if r.strategy == "served" else None
-        token = throughput_of(r.precision, "served", r.load) if r.strategy == "text" else None
+        naive = throughput.get((r.precision, "naive", r.load)) if r.strategy == "served" else None
+        token = throughput.get((r.precision, "served", r.load)) if r.strategy == "text" else None
         lines.append(
             f"| {r.precision} | {r.strategy} | {shown_load(r, args.stability)} | {r.throughput:.1f} | "
             f"{r.throughput / ceilings[r.precision].seq_s:.2f} | {ratio(r.throughput, naive)} | "
@@ -327,11 +312,9 @@ def alternatives_section(
         "target: served ≤ alternative + 2 ms |",
         "| --- | --- | --- | --- |",
     ]
+    at = {(r.precision, r.strategy, r.load): r for r in rows}
     for precision in ceilings:
-        fastest = best_latency(alternatives, precision)
-        served = next(
-            (r for r in rows if (r.precision, r.strategy, r.load) == (precision, "served", "concurrency 1")), None
-        )
+        fastest, served = best_latency(alternatives, precision), at.get((precision, "served", "concurrency 1"))
         if fastest is None or served is None:
             continue
         margin = served.p50_ms - fastest.single_text_ms
@@ -350,13 +333,12 @@ def plot(path: Path, rows: list[Row], ceilings: dict[str, Ceiling], alternatives
     import matplotlib.pyplot as plt
 
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
-    widest = max((int(r.load.split()[1]) for r in rows if r.load.startswith("conc")), default=1)
+    closed = [r for r in rows if r.load.startswith("concurrency")]
+    widest = max((int(r.load.split()[1]) for r in closed), default=1)
     for precision, ceiling in ceilings.items():
         color = None
         for strategy, style in (("served", "-o"), ("naive", "--s")):
-            points = [
-                r for r in rows if (r.precision, r.strategy) == (precision, strategy) and r.load.startswith("conc")
-            ]
+            points = [r for r in closed if (r.precision, r.strategy) == (precision, strategy)]
             if not points:
                 continue
             x = [int(r.load.split()[1]) for r in points]
@@ -373,8 +355,7 @@ def plot(path: Path, rows: list[Row], ceilings: dict[str, Ceiling], alternatives
             )
     for axis, label in ((left, "sequences / s"), (right, "p99 latency (ms)")):
         axis.set_xscale("log", base=2)
-        axis.set_xlabel("concurrency")
-        axis.set_ylabel(label)
+        axis.set(xlabel="concurrency", ylabel=label)
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)
     figure.suptitle("Served DistilBERT on Triton (gRPC, perf_analyzer) vs in-process ceiling and alternatives")
@@ -440,8 +421,6 @@ COMPARISONS = {
         "2 instances x 1 thread, max_queue_size 128": ("max_queue_size=128",),
     }, checkpoint="tiny"),
 }  # fmt: skip
-# The token model's counters of its forwards (token_model/metrics.py): mean forward time and size.
-FORWARD_COUNTERS = ("passes", "sequences", "duration_us")
 
 
 def compare(comparison: Comparison) -> None:
@@ -463,16 +442,15 @@ def compare(comparison: Comparison) -> None:
             shown_env = " ".join(f"{k}={v}" for k, v in env.items())
             with LocalServer(options_on_free_ports(repository)) as server:
                 for concurrency, (label, model) in itertools.product(comparison.loads, models.items()):
-                    before = model_counters(server.metrics_url, model, "clf_forward", FORWARD_COUNTERS)
+                    before = model_counters(server.metrics_url, model)
                     try:  # 5 s windows within 30 %
                         result = run_perf_analyzer(model, server.grpc_url, data, concurrency, None, 5000, 30)
                     except RuntimeError as error:
                         print(f"{label} {shown_env} c={concurrency}: {str(error).strip().splitlines()[-1]}")
                         continue
-                    after = model_counters(server.metrics_url, model, "clf_forward", FORWARD_COUNTERS)
-                    passes = max(after["passes"] - before["passes"], 1)
-                    mean_ms = (after["duration_us"] - before["duration_us"]) / passes / 1e3
-                    texts = (after["sequences"] - before["sequences"]) / passes
+                    forwards = model_counters(server.metrics_url, model, since=before)
+                    passes = max(forwards["forwards"], 1)
+                    mean_ms, texts = forwards["forward_us"] / passes / 1e3, forwards["sequences"] / passes
                     forward = f"mean forward {mean_ms:.2f} ms of {texts:.1f} texts"
                     print(f"{label} {shown_env} c={concurrency}: {result}, {forward}", flush=True)
 

@@ -1,17 +1,10 @@
 """The in-process ceiling: the model called directly, at its best batch shape.
 
 The yardstick served throughput is measured against: the same texts, precision and thread count as
-the server, with none of the serving stack. Two strategies are timed at each batch size of
-``BATCH_TOKENS``; the faster at its best size is the ceiling:
-
-    transformers  ``DistilBertForSequenceClassification`` on the whole set sorted by length,
-                  cut into padded batches of at most that many tokens
-    packed        the engine's packed forward (``token_model/packed.py``) on the whole set
-                  sorted by length, in groups of at most that many real tokens
-
-At int8 only the packed forward runs int8 (the engine quantizes its linear layers), so transformers
-is not timed there (``transformers_seq_s`` None). Single-text latency (one text per forward, median
-over texts spread through the set) is the yardstick for p50 at concurrency 1.
+the server, with none of the serving stack. Two strategies (``passes``: transformers padded, the
+engine's packed forward) are timed at each batch size of ``BATCH_TOKENS``; the faster at its best size
+is the ceiling. At int8 only the packed forward runs int8 (the engine quantizes its linear layers), so
+transformers is not timed there. Single-text latency is the yardstick for p50 at concurrency 1.
 """
 
 from __future__ import annotations
@@ -97,6 +90,24 @@ def transformers_logits(model, rows, device=None, max_tokens: int = 4096) -> np.
     return out
 
 
+def load_engine(checkpoint: Path, precision: str, device=None):
+    """The served engine (``token_model/engine.py``) for ``checkpoint`` at ``precision``, on ``device`` (the CPU)."""
+    import torch
+
+    from distilbert_serving.token_model.engine import ClassifierEngine
+    from distilbert_serving.token_model.settings import ServingSettings
+
+    return ClassifierEngine.load(checkpoint, device or torch.device("cpu"), ServingSettings(precision=precision))
+
+
+def engine_logits(engine, rows) -> np.ndarray:
+    """The engine's logits for ``rows`` (token ids) in one call, as numpy: synchronised on a device."""
+    from distilbert_serving.token_model.validation import Sequence
+
+    logits, _ = engine.classify([Sequence(np.asarray(row, dtype=np.int64), None) for row in rows])
+    return logits
+
+
 def passes(engine, rows: list[np.ndarray], device=None) -> dict[str, Callable[[int], None]]:
     """A pass over ``rows`` in batches of at most N tokens by each strategy: ``transformers``, padded;
     ``packed``, the engine's packed forward on groups of real tokens."""
@@ -118,30 +129,29 @@ def passes(engine, rows: list[np.ndarray], device=None) -> dict[str, Callable[[i
     return {"transformers": transformers, "packed": packed}
 
 
+def median_ms(call: Callable[[np.ndarray], object], rows: list[np.ndarray], warmup: int) -> float:
+    """Median ms of ``call(row)`` over ``rows``, after calling it on the first ``warmup`` of them."""
+    for row in rows[:warmup]:
+        call(row)
+    latencies = []
+    for row in rows:
+        started = time.perf_counter()
+        call(row)
+        latencies.append((time.perf_counter() - started) * 1e3)
+    return statistics.median(latencies)
+
+
 def single_text_ms(engine, rows: list[np.ndarray], samples: int = 120) -> float:
     """Median ms of one text through the engine, over texts spread evenly through the set (the length mix
     perf_analyzer sends), after five to warm up."""
-    from distilbert_serving.token_model.validation import Sequence
-
-    sample = rows[:: max(1, len(rows) // samples)]
-    for row in sample[:5]:
-        engine.classify([Sequence(row, None)])
-    latencies = []
-    for row in sample:
-        started = time.perf_counter()
-        engine.classify([Sequence(row, None)])  # returns numpy: synchronised on a device
-        latencies.append((time.perf_counter() - started) * 1e3)
-    return statistics.median(latencies)
+    return median_ms(lambda row: engine_logits(engine, [row]), rows[:: max(1, len(rows) // samples)], warmup=5)
 
 
 def measure_ceiling(checkpoint: Path, ids: list[list[int]], precision: str, threads: int, repeats: int = 2) -> Ceiling:
     import torch
 
-    from distilbert_serving.token_model.engine import ClassifierEngine
-    from distilbert_serving.token_model.settings import ServingSettings
-
     torch.set_num_threads(threads)
-    engine = ClassifierEngine.load(checkpoint, torch.device("cpu"), ServingSettings(precision=precision))
+    engine = load_engine(checkpoint, precision)
     rows = [np.asarray(row, dtype=np.int64) for row in ids]
     way = passes(engine, rows)
     transformers = (None, None) if precision == "int8" else fastest(way["transformers"], len(rows), repeats)

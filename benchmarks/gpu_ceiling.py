@@ -3,15 +3,13 @@
     python benchmarks/gpu_ceiling.py measure --checkpoint DIR --texts texts.json --out ceiling.json
     python benchmarks/gpu_ceiling.py agreement --checkpoint .tools/gpu-realweights --out DIR
 
-``measure`` (run by gpu_check.py on a random-weight full-size checkpoint):
-  * the dense bf16 matrix rate of this GPU (8192³ products, random data): the yardstick of the
-    128-token target (40 % of it, at ~85 MFLOP per token in DistilBERT's linear layers);
-  * per precision (bf16, fp16, fp32 with TF32 off), sequences per second of transformers padded and of
-    the packed forward (``ceiling.passes``) at their best batch bounds, on the benchmark's real texts and
-    on fixed 128-token batches, synchronised; single-text latency, for bf16 with cuDNN attention on and
-    off (GPU instances turn it off: it plans every new shape);
-  * fp32 logits on the GPU (TF32 off) against transformers fp32 on the CPU. Reduced precisions are
-    judged on real weights (``agreement``): random weights' tiny logit margins make agreement say little.
+``measure`` (run by gpu_check.py on a random-weight full-size checkpoint): the dense bf16 matrix rate of
+this GPU (the yardstick of gpu_check's 128-token target); per precision (bf16, fp32 with TF32 off, fp16),
+sequences per second of transformers padded, the packed forward and its varlen attention (``best_rates``)
+on the benchmark's real texts and on fixed 128-token batches; single-text latency, for bf16 with cuDNN
+attention on and off (GPU instances turn it off: it plans every new shape); fp32 logits on the GPU against
+transformers fp32 on the CPU. Reduced precisions are judged on real weights (``agreement``): random
+weights' tiny logit margins make agreement say little.
 
 ``agreement`` (the optional second device call, on the folder ``gpu_bundle.py --real-weights`` writes):
 the real-weights checkpoint in fp32 (TF32 off), bf16 and fp16 through the engine; argmax agreement with
@@ -30,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ceiling import fastest, passes, single_text_ms, transformers_logits
+from ceiling import engine_logits, fastest, load_engine, passes, single_text_ms, transformers_logits
 
 FIXED_LENGTH = 128
 FIXED_SEQUENCES = 2048
@@ -76,12 +74,10 @@ def dense_bf16_tflops(device, size: int = 8192, repeats: int = 10) -> float:
 
 def best_rates(engine, rows: list[np.ndarray], device, sizes: dict[str, tuple[int, ...]]) -> dict:
     """seq/s of each strategy on ``rows`` at its fastest batch bound of ``sizes[strategy]``, and that bound."""
-    result, ways = {}, passes(engine, rows, device)
+    result, ways, sync = {}, passes(engine, rows, device), partial(synchronize, device)
     ways["varlen"] = varlen(engine, ways["packed"])
     for way, run in ways.items():
-        result[f"{way}_best"], result[f"{way}_tokens"] = fastest(
-            run, len(rows), REPEATS, sizes[way], partial(synchronize, device)
-        )
+        result[f"{way}_best"], result[f"{way}_tokens"] = fastest(run, len(rows), REPEATS, sizes[way], sync)
     return result
 
 
@@ -110,26 +106,15 @@ def cudnn_attention_cost(engine, rows: list[np.ndarray]) -> dict:
     return result
 
 
-def engine_logits(engine, rows: list[np.ndarray]) -> np.ndarray:
-    from distilbert_serving.token_model.validation import Sequence
-
-    logits, _ = engine.classify([Sequence(row, None) for row in rows])
-    return logits
-
-
-def load_engine(checkpoint: Path, precision: str, device):
-    from distilbert_serving.token_model.engine import ClassifierEngine
-    from distilbert_serving.token_model.settings import ServingSettings
-
-    engine = ClassifierEngine.load(checkpoint, device, ServingSettings(precision=precision))
+def strict_engine(checkpoint: Path, precision: str, device):
+    engine = load_engine(checkpoint, precision, device)
     strict_fp32()  # loading lets fp32 use TF32 on a GPU, as served instances do (token_model/device.py)
     return engine
 
 
 def compare(logits: np.ndarray, reference: np.ndarray) -> dict:
     agree = logits.argmax(1) == reference.argmax(1)
-    top2 = np.sort(reference, axis=1)[:, -2:]
-    margins = top2[:, 1] - top2[:, 0]
+    margins = np.diff(np.sort(reference, axis=1)[:, -2:]).ravel()  # top-1 − top-2 logit
     return {
         "max_abs_diff": float(np.abs(logits - reference).max()),
         "argmax_agreement": float(agree.mean()),
@@ -139,32 +124,28 @@ def compare(logits: np.ndarray, reference: np.ndarray) -> dict:
     }
 
 
-def device_of(args):
-    """cuda:0; ``--device cpu`` only to try the script on a machine without a GPU (tiny checkpoint)."""
+def device_of(args) -> tuple:
+    """(cuda:0, its name); ``--device cpu`` only to try the script on a machine without a GPU (tiny checkpoint)."""
     import torch
 
-    if args.device == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("CUDA not available: this measures a CUDA device (--device cpu only tries the script out)")
     strict_fp32()
-    return torch.device("cuda:0" if args.device == "cuda" else "cpu")
-
-
-def device_name(device) -> str:
-    import torch
-
-    return torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu"
+    if args.device == "cpu":
+        return torch.device("cpu"), "cpu"
+    if not torch.cuda.is_available():
+        raise SystemExit("CUDA not available: this measures a CUDA device (--device cpu only tries the script out)")
+    return torch.device("cuda:0"), torch.cuda.get_device_name(0)
 
 
 def measure(args) -> dict:
     import torch
 
-    device = device_of(args)
+    device, name = device_of(args)
     deadline = time.monotonic() + args.budget_s
     data = json.loads(args.texts.read_text())
     rows = [np.asarray(r, dtype=np.int64) for r in data["ids"]]
     lengths = np.array([len(r) for r in rows])
     result: dict = {
-        "device": device_name(device),
+        "device": name,
         "torch": torch.__version__,
         "texts": {"source": data.get("source"), "count": len(rows), "tokens_mean": float(lengths.mean())},
         "precisions": {},
@@ -179,7 +160,7 @@ def measure(args) -> dict:
         if time.monotonic() > deadline:
             result["skipped"].append(f"{precision}: out of time")
             continue
-        engine = load_engine(args.checkpoint, precision, device)
+        engine = strict_engine(args.checkpoint, precision, device)
         fixed_ids = np.random.default_rng(0).integers(
             1000, engine.limits.vocab_size, (args.fixed_sequences, FIXED_LENGTH)
         )
@@ -214,18 +195,18 @@ def measure(args) -> dict:
 def agreement(args) -> dict:
     import torch
 
-    device = device_of(args)
+    device, name = device_of(args)
     inputs = json.loads((args.checkpoint / "inputs.json").read_text())
     rows = [np.asarray(r, dtype=np.int64) for r in inputs["ids"]]
     labels = np.array(inputs["labels"])
     held_out = np.arange(inputs["held_out_from"], len(rows))
     cpu = np.asarray(inputs["reference_cpu_fp32"], dtype=np.float32)
     precisions = ("fp32", "bf16", "fp16") if device.type == "cuda" else ("fp32", "bf16")
-    logits = {p: engine_logits(load_engine(args.checkpoint, p, device), rows) for p in precisions}
+    logits = {p: engine_logits(strict_engine(args.checkpoint, p, device), rows) for p in precisions}
     reduced = precisions[1:]
     accuracy = {p: float((logits[p][held_out].argmax(1) == labels[held_out]).mean()) for p in precisions}
     return {
-        "device": device_name(device),
+        "device": name,
         "torch": torch.__version__,
         "texts": {"source": inputs["source"], "count": len(rows), "topics": inputs["topics"]},
         "fp32_gpu_vs_cpu": compare(logits["fp32"], cpu),

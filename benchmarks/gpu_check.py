@@ -2,11 +2,10 @@
 
     python3 benchmarks/gpu_check.py --bundle .tools/gpu/bundle.tar.xz --out "$OUT"    # make gpu-bundle first
 
-As a device call (docs/BENCHMARKS.md, "GPU"): that command, carry ``[".tools/gpu"]``, timeout_s 540.
-The GPU machine has Python 3.12 with CUDA torch, transformers, tokenizers, grpcio and numpy, but no
-tritonclient, no nvidia-pytriton and no network: the bundle (gpu_bundle.py) carries those, and this
-project's packages (``serving/``, ``client/``) come with the working tree; every step runs with both on
-PYTHONPATH. The steps, each with its own time limit inside one overall budget (``--budget-s``):
+As a device call (docs/BENCHMARKS.md, "GPU"): that command, carry ``[".tools/gpu"]``, timeout_s 540. What
+the GPU machine lacks comes in the bundle (gpu_bundle.py), this project's packages (``serving/``,
+``client/``) with the working tree; every step runs with both on PYTHONPATH. The steps, each with its own
+time limit inside one overall budget (``--budget-s``):
 
     unpack       the bundle into a temporary folder; TRITONSERVER_HOME (distilbert_serving.launch),
                  PERF_ANALYZER_HOME (perf_analyzer.py) and PYTHONPATH point at it
@@ -45,13 +44,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-PROJECT = Path(__file__).resolve().parent.parent
-BUNDLE = PROJECT / ".tools" / "gpu" / "bundle.tar.xz"
-ROOT_NAME = "gpu-bundle"  # gpu_bundle.py's top folder
-# The installed distribution's package roots (pyproject.toml): importable from the working tree by PYTHONPATH.
-PACKAGE_ROOTS = (PROJECT / "serving", PROJECT / "client")
-CHECKPOINT_ENV = "GPU_CHECK_CHECKPOINT"  # tests/gpu/test_served_gpu.py serves this checkpoint when set
-FALLBACK_MODULES = ("pytest", "pluggy", "iniconfig", "packaging")
+from gpu_bundle import BUNDLE, FALLBACK, PROJECT, ROOT_NAME
+
 SKIPPED = "--skip"  # the detail of a step not run because it was asked not to: not a failure
 
 # (cap, floor) seconds per step: a step gets at most its cap and never eats into the floors of the
@@ -76,9 +70,9 @@ GPU_MODELS = ("gpu_bf16", "gpu_bf16_x2", "gpu_bf16_x4", "gpu_bf16_varlen_x4", "g
 GPU_RUNS = (("gpu_bf16", 1, 1), ("gpu_bf16", 1, 64), ("gpu_bf16", TEXTS_PER_REQUEST, 4))
 GPU_RUNS += tuple((model, texts, concurrency) for model in GPU_MODELS for texts, concurrency in TOP_LOADS)
 CPU_SMOKE_RUNS = (("cpu_smoke", 1, 1), ("cpu_smoke", TEXTS_PER_REQUEST, 2))
+# The served step by instance kind: the models' precision, the runs, perf_analyzer's measurement window (ms).
+SERVED = {"gpu": ("bf16", GPU_RUNS, 2000), "cpu": ("fp32", CPU_SMOKE_RUNS, 1000)}
 RUN_SECONDS = 15  # one perf_analyzer run: three 2 s windows, start and warm-up
-# The token model's counters of its forwards (token_model/metrics.py).
-FORWARD_COUNTERS = ("passes", "sequences", "duration_us")
 FLOP_PER_TOKEN = 85e6  # DistilBERT's linear layers: 6 × (4·768² + 2·768·3072) multiply-adds × 2
 TARGETS = {
     "fixed128_dense_fraction": 0.4,
@@ -130,14 +124,12 @@ class Check:
             process = subprocess.Popen(
                 command, cwd=PROJECT, env=env, stdout=step_log, stderr=subprocess.STDOUT, start_new_session=True
             )
-        timed_out = False
+        timed_out, pending = False, ""
         with open(log_path, errors="replace") as output:
-            pending = ""
             while True:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     process.wait(timeout=1)
-                pending += output.read()
-                *lines, pending = pending.split("\n")
+                *lines, pending = (pending + output.read()).split("\n")
                 for line in lines:
                     self.say(f"  {line}")
                 if process.returncode is not None:
@@ -145,16 +137,14 @@ class Check:
                 if not timed_out and time.monotonic() - started > timeout:
                     timed_out = True
                     stop_group(process)
-            if pending:
-                self.say(f"  {pending}")
+        if pending:
+            self.say(f"  {pending}")
         stop_leftover_servers(Path(env["TMPDIR"]))
-        seconds = time.monotonic() - started
         if timed_out:
-            return self.record(StepResult(name, "timed out", seconds, f"stopped after {timeout:.0f}s"))
-        ok = process.returncode == 0
-        return self.record(
-            StepResult(name, "ok" if ok else "failed", seconds, "" if ok else f"exit code {process.returncode}")
-        )
+            status, detail = "timed out", f"stopped after {timeout:.0f}s"
+        else:
+            status, detail = ("ok", "") if process.returncode == 0 else ("failed", f"exit code {process.returncode}")
+        return self.record(StepResult(name, status, time.monotonic() - started, detail))
 
     def record(self, result: StepResult) -> StepResult:
         self.steps.append(result)
@@ -168,11 +158,9 @@ def stop_group(process: subprocess.Popen, grace_s: float = 15) -> None:
     for sig in (signal.SIGTERM, signal.SIGKILL):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, sig)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=grace_s)
             return
-        except subprocess.TimeoutExpired:
-            continue
 
 
 def stop_leftover_servers(workdir: Path) -> None:
@@ -216,8 +204,9 @@ def child_environment(root: Path, workdir: Path) -> dict[str, str]:
     # interpreter's own site-packages: the backend stub misreads tensors under numpy 2.
     numpy_1 = root / f"numpy-cp{sys.version_info.major}{sys.version_info.minor}"
     paths = [str(numpy_1)] if numpy_1.exists() else []
-    paths += [*map(str, PACKAGE_ROOTS), str(root / "site")]
-    if any(importlib.util.find_spec(name) is None for name in FALLBACK_MODULES):
+    # The installed distribution's package roots (pyproject.toml): importable from the working tree by PYTHONPATH.
+    paths += [str(PROJECT / "serving"), str(PROJECT / "client"), str(root / "site")]
+    if any(importlib.util.find_spec(name) is None for name in FALLBACK):
         paths.append(str(root / "fallback"))
     env["PYTHONPATH"] = os.pathsep.join([*paths, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env["TRITONSERVER_HOME"] = str(root)  # distilbert_serving.launch
@@ -271,11 +260,8 @@ def environment(root: Path, env: dict) -> dict:
     probe = subprocess.run(
         [sys.executable, "-c", _PROBE, *MODULES], capture_output=True, text=True, env=env, cwd=PROJECT, timeout=120
     )
-    facts = (
-        json.loads(probe.stdout.strip().splitlines()[-1])
-        if probe.returncode == 0
-        else {"probe_error": probe.stderr[-2000:]}
-    )
+    said = probe.stdout.strip().splitlines()
+    facts = json.loads(said[-1]) if probe.returncode == 0 else {"probe_error": probe.stderr[-2000:]}
     facts["manifest"] = {k: v for k, v in json.loads((root / "MANIFEST.json").read_text()).items() if k != "files"}
     if shutil.which("nvidia-smi"):
         smi = subprocess.run(["nvidia-smi"], capture_output=True, text=True, timeout=30)
@@ -315,43 +301,38 @@ def environment(root: Path, env: dict) -> dict:
 # ---------------------------------------------------------------- the served step (a child process)
 
 
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt  # so that the server is stopped on the way out
-
-
 def served(params: dict) -> int:
-    """Export the served models, start tritonserver, run perf_analyzer; results to params['out'] as they come."""
+    """Export the served models, start tritonserver, run perf_analyzer; results to raw/served.json as they come."""
     from distilbert_serving.export import ServingConfig, write_model
     from distilbert_serving.launch import LocalServer, ServerStartError, options_on_free_ports
     from perf_analyzer import model_counters, run_perf_analyzer
     from perf_input import write_token_input_data
 
     deadline = time.monotonic() + params["budget_s"]
-    signal.signal(signal.SIGTERM, _interrupt)
-    raw, out = Path(params["raw"]), Path(params["out"])
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # KeyboardInterrupt: the server stops on the way out
+    kind, (precision, runs, interval_ms) = params["kind"], SERVED[params["kind"]]
+    raw, repository = Path(params["workdir"]) / "raw", Path(params["workdir"]) / "repository"
     ids = json.loads(Path(params["texts"]).read_text())["ids"]
-    repository = Path(params["workdir"]) / "repository"
     models: dict[str, int] = {}  # name → instances
-    for model, _, _ in params["runs"]:
-        if model not in models:
-            models[model] = int(model.rsplit("_x", 1)[1]) if "_x" in model else 1
-            # An unbounded queue: a closed loop bounds it anyway, and a bound below the callers would refuse.
-            config = ServingConfig(
-                model_name=model, instance_kind=params["kind"], instance_count=models[model], precision=params["precision"],
-                forward_mode=next((m for m in ("padded", "varlen") if f"_{m}" in model), "packed"), max_batch_size=SERVED_BATCH,
-                max_forward_tokens=SERVED_FORWARD_TOKENS, max_queue_size=0, queue_timeout_us=0,
-            )  # fmt: skip
-            write_model(Path(params["checkpoint"]), repository, config)
+    for model in dict.fromkeys(model for model, _, _ in runs):
+        models[model] = int(model.rsplit("_x", 1)[1]) if "_x" in model else 1
+        # An unbounded queue: a closed loop bounds it anyway, and a bound below the callers would refuse.
+        config = ServingConfig(
+            model_name=model, instance_kind=kind, instance_count=models[model], precision=precision,
+            forward_mode=next((m for m in ("padded", "varlen") if f"_{m}" in model), "packed"), max_batch_size=SERVED_BATCH,
+            max_forward_tokens=SERVED_FORWARD_TOKENS, max_queue_size=0, queue_timeout_us=0,
+        )  # fmt: skip
+        write_model(Path(params["checkpoint"]), repository, config)
     # -b 1: each text at its own length. -b 32: perf_analyzer needs one shape across its data, so every
     # text is padded to the longest with a mask, which the model drops before its forward (perf_input.py).
     inputs = {
         1: write_token_input_data(ids, raw / "perf_input.json"),
         TEXTS_PER_REQUEST: write_token_input_data(ids, raw / "perf_input_padded.json", padded=True),
     }
-    result: dict = {**{k: params[k] for k in ("kind", "precision")}, "models": models, "runs": [], "skipped": []}
+    result: dict = {"kind": kind, "precision": precision, "models": models, "runs": [], "skipped": []}
 
     def save():
-        out.write_text(json.dumps(result, indent=1))
+        (raw / "served.json").write_text(json.dumps(result, indent=1))
 
     server = LocalServer(options_on_free_ports(repository, exit_timeout_s=10), log_path=raw / "tritonserver.log")
     try:
@@ -363,23 +344,18 @@ def served(params: dict) -> int:
         result["instances_on"] = {m: re.findall(rf"{re.escape(m)}: [^\n]*? on (cuda:\d+|cpu)\b", log) for m in models}
         print(f"server ready in {result['startup_s']:.0f}s; instances on {result['instances_on']}", flush=True)
         save()
-        for model, per_request, concurrency in params["runs"]:
-            run = {
-                "model": model,
-                "instances": models[model],
-                "texts_per_request": per_request,
-                "concurrency": concurrency,
-            }
+        for model, per_request, concurrency in runs:
+            run = dict(model=model, instances=models[model], texts_per_request=per_request, concurrency=concurrency)
             label = f"{model} {per_request} text(s)/request c={concurrency}"
             if deadline - time.monotonic() < RUN_SECONDS:
                 result["skipped"].append(f"{label}: out of time")
                 continue
-            before = model_counters(server.metrics_url, model, "clf_forward", FORWARD_COUNTERS)
+            before = model_counters(server.metrics_url, model)
             began = time.monotonic()
             try:
                 perf = run_perf_analyzer(
                     model, server.grpc_url, inputs[per_request], concurrency=concurrency,
-                    measurement_interval_ms=params["interval_ms"], stability_percentage=1000,
+                    measurement_interval_ms=interval_ms, stability_percentage=1000,
                     extra_args=("-b", str(per_request)),
                 )  # fmt: skip
             except RuntimeError as error:
@@ -387,13 +363,12 @@ def served(params: dict) -> int:
                 print(f"{label}: perf_analyzer failed: {str(error)[-600:]}", flush=True)
             else:
                 wall = time.monotonic() - began
-                after = model_counters(server.metrics_url, model, "clf_forward", FORWARD_COUNTERS)
-                delta = {name: after[name] - before[name] for name in FORWARD_COUNTERS}
+                delta = model_counters(server.metrics_url, model, since=before)
                 run.update(
                     seq_s=perf.throughput, p50_ms=perf.p50_ms, p99_ms=perf.p99_ms,
-                    texts_per_forward=delta["sequences"] / delta["passes"] if delta["passes"] else None,
+                    texts_per_forward=delta["sequences"] / delta["forwards"] if delta["forwards"] else None,
                     # The share of the run's wall time the instances spent in forward passes (summed).
-                    forward_busy=delta["duration_us"] / 1e6 / wall / models[model],
+                    forward_busy=delta["forward_us"] / 1e6 / wall / models[model],
                 )  # fmt: skip
                 print(f"{label}: {json.dumps(run)}", flush=True)
             result["runs"].append(run)
@@ -475,8 +450,7 @@ def figures(raw: Path) -> list[dict]:
         if not batched:
             row(label, value, f"≥ {t['served_single_seq_s']:,} seq/s", best["seq_s"] >= t["served_single_seq_s"])
         elif ceiling_bf16:
-            ratio = best["seq_s"] / ceiling_bf16
-            goal = t["served_batch_vs_ceiling"]
+            ratio, goal = best["seq_s"] / ceiling_bf16, t["served_batch_vs_ceiling"]
             row(label, f"{value} = {ratio:.2f} × in-process ceiling", f"≥ {goal} × ceiling", ratio >= goal)
     for r in runs:
         row(
@@ -559,32 +533,26 @@ def _run_steps(check: Check, args, workdir: Path) -> int:
     (check.raw / "environment.json").write_text(json.dumps(facts, indent=1))
     cuda = f"yes: {facts.get('gpu')}" if facts.get("cuda") else "no"
     summary = f"Python {facts.get('python')}, torch {facts.get('torch')}, CUDA {cuda}; tritonclient {facts.get('tritonclient.grpc')}"
-    check.record(
-        StepResult("environment", "failed" if facts["problems"] else "ok", time.monotonic() - started, summary)
-    )
+    status = "failed" if facts["problems"] else "ok"
+    check.record(StepResult("environment", status, time.monotonic() - started, summary))
     for problem in facts["problems"]:
         check.say(f"   problem: {problem}")
 
     checkpoints = workdir / "checkpoints"
     for size in ["full"] + (["tiny"] if args.cpu_smoke and not facts.get("cuda") else []):
-        step = check.run(
-            "checkpoint" if size == "full" else "checkpoint-tiny",
-            [sys.executable, "build/checkpoints.py", "--size", size, "--problem-type", "single_label_classification", "--out", str(checkpoints)],
-            env,
-            check.timeout_for("checkpoint"),
-        )  # fmt: skip
+        name = "checkpoint" if size == "full" else "checkpoint-tiny"
+        build = ["build/checkpoints.py", "--size", size, "--problem-type", "single_label_classification", "--out"]
+        step = check.run(name, [sys.executable, *build, str(checkpoints)], env, check.timeout_for("checkpoint"))
         if step.status != "ok":
             write_summary(check, facts, "GPU check FAILED: no checkpoint")
             return 1
     checkpoint = checkpoints / "full-single"
-    env[CHECKPOINT_ENV] = str(checkpoint)
+    env["GPU_CHECK_CHECKPOINT"] = str(checkpoint)  # tests/gpu/test_served_gpu.py serves this checkpoint
     texts = root / "data" / "texts.json"
 
     if not facts.get("cuda"):
         if args.cpu_smoke and facts["server_possible"]:
-            _served_step(
-                check, env, workdir, checkpoints / "tiny-single", texts, "cpu", CPU_SMOKE_RUNS, "served-cpu-smoke"
-            )
+            _served_step(check, env, workdir, checkpoints / "tiny-single", texts, "cpu")
         for name in AFTER_CUDA:
             check.record(StepResult(name, "not run", 0, "CUDA not available"))
         write_summary(check, facts, f"CUDA not available: not run: {'; '.join(AFTER_CUDA.values())}")
@@ -597,16 +565,12 @@ def _run_steps(check: Check, args, workdir: Path) -> int:
         check.run("pytest", pytest, env, check.timeout_for("pytest"))
     if "ceiling" not in check.skip:
         timeout = check.timeout_for("ceiling")
-        check.run(
-            "ceiling",
-            [sys.executable, "benchmarks/gpu_ceiling.py", "measure", "--checkpoint", str(checkpoint),
-             "--texts", str(texts), "--out", str(check.raw / "ceiling.json"), "--budget-s", str(max(10, timeout - 45))],
-            env,
-            timeout,
-        )  # fmt: skip
+        ceiling = ["benchmarks/gpu_ceiling.py", "measure", "--checkpoint", str(checkpoint), "--texts", str(texts)]
+        ceiling += ["--out", str(check.raw / "ceiling.json"), "--budget-s", str(max(10, timeout - 45))]
+        check.run("ceiling", [sys.executable, *ceiling], env, timeout)
     if "served" not in check.skip:
         if facts["server_possible"]:
-            _served_step(check, env, workdir, checkpoint, texts, "gpu", GPU_RUNS)
+            _served_step(check, env, workdir, checkpoint, texts, "gpu")
         else:
             check.record(StepResult("served", "not run", 0, "; ".join(facts["problems"])))
     failed = [s.name for s in check.steps if s.status != "ok" and s.detail != SKIPPED]
@@ -615,24 +579,12 @@ def _run_steps(check: Check, args, workdir: Path) -> int:
     return 1 if failed else 0
 
 
-def _served_step(
-    check: Check, env: dict, workdir: Path, checkpoint: Path, texts: Path, kind: str, runs, name: str = "served"
-) -> StepResult:
+def _served_step(check: Check, env: dict, workdir: Path, checkpoint: Path, texts: Path, kind: str) -> StepResult:
     timeout = check.timeout_for("served")
-    params = {
-        "workdir": str(workdir),
-        "raw": str(check.raw),
-        "out": str(check.raw / "served.json"),
-        "checkpoint": str(checkpoint),
-        "texts": str(texts),
-        "kind": kind,
-        "precision": "bf16" if kind == "gpu" else "fp32",
-        "runs": runs,
-        "interval_ms": 2000 if kind == "gpu" else 1000,
-        "budget_s": timeout - 25,  # room to stop the server
-    }
+    params = {"workdir": str(workdir), "checkpoint": str(checkpoint), "texts": str(texts), "kind": kind}
+    params["budget_s"] = timeout - 25  # room to stop the server
     command = [sys.executable, str(Path(__file__).resolve()), "--served-step", json.dumps(params)]
-    return check.run(name, command, env, timeout)
+    return check.run("served" if kind == "gpu" else "served-cpu-smoke", command, env, timeout)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -649,9 +601,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip", action="append", choices=list(AFTER_CUDA), help="a step not to run (a rerun's time)")
     parser.add_argument("--served-step", type=json.loads, help=argparse.SUPPRESS)  # the served step's child: params
     args = parser.parse_args(argv)
-    if args.served_step:
-        return served(args.served_step)
-    return run_check(args)
+    return served(args.served_step) if args.served_step else run_check(args)
 
 
 if __name__ == "__main__":

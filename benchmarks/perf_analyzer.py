@@ -12,7 +12,6 @@ the other tools call ``run_perf_analyzer``, and ``model_counters`` for what the 
 from __future__ import annotations
 
 import csv
-import importlib.util
 import io
 import os
 import subprocess
@@ -52,8 +51,9 @@ def binary() -> Path:
 def library_dir() -> Path:
     if home := os.environ.get(HOME_ENV):
         return Path(home) / "lib"
-    spec = importlib.util.find_spec("pytriton")
-    libs = Path(next(iter(spec.submodule_search_locations))).parent / "nvidia_pytriton.libs"
+    from distilbert_serving.launch import pytriton_root
+
+    libs = pytriton_root().parent / "nvidia_pytriton.libs"
     folder = PROJECT / ".tools" / "lib"
     folder.mkdir(parents=True, exist_ok=True)
     for name, pattern in LIBRARIES.items():
@@ -98,11 +98,8 @@ def run_perf_analyzer(
             )
         row = next(csv.DictReader(io.StringIO(report.read_text())))
     latencies = (float(row[f"p{p} latency"]) / 1e3 for p in (50, 90, 95, 99))
-    server = [
-        mean_ms(row, "Server Queue"),
-        mean_ms(row, *(f"Server Compute {s}" for s in ("Input", "Infer", "Output"))),
-    ]
-    return PerfResult(float(row["Inferences/Second"]), *latencies, *server)
+    compute = mean_ms(row, *(f"Server Compute {s}" for s in ("Input", "Infer", "Output")))
+    return PerfResult(float(row["Inferences/Second"]), *latencies, mean_ms(row, "Server Queue"), compute)
 
 
 def mean_ms(row: dict, *columns: str) -> float | None:
@@ -111,15 +108,17 @@ def mean_ms(row: dict, *columns: str) -> float | None:
     return None if any(v in (None, "") for v in values) else sum(float(v) for v in values) / 1e3
 
 
-def model_counters(metrics_url: str, model: str, family: str, names: tuple[str, ...]) -> dict[str, float]:
-    """The counters ``<family>_<name>_total`` of ``model``, by name (0 for one not exported yet), after
-    waiting out the models' ``FLUSH_S``, so that what the traffic just before was counted is in."""
+def model_counters(metrics_url: str, model: str, since: dict[str, float] | None = None) -> dict[str, float]:
+    """The token model's forward counters of ``model`` (``token_model/metrics.COUNTERS``), by key (0 for one
+    not exported yet), less an earlier reading ``since``; after waiting out the models' ``FLUSH_S``, so that
+    what the traffic just before was counted is in."""
     from distilbert_serving.load_test import model_metrics
     from distilbert_serving.outcomes import FLUSH_S
+    from distilbert_serving.token_model.metrics import COUNTERS
 
     time.sleep(FLUSH_S + 0.1)
-    metrics = model_metrics(metrics_url, model)
-    return {name: metrics.get(f"{family}_{name}_total", 0.0) for name in names}
+    metrics, since = model_metrics(metrics_url, model), since or {}
+    return {key: metrics.get(name, 0.0) - since.get(key, 0.0) for key, (name, _) in COUNTERS.items()}
 
 
 def main(argv: list[str] | None = None) -> None:

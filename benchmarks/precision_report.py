@@ -17,8 +17,8 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-import torch
 
+from ceiling import engine_logits, load_engine
 from distilbert_serving.checkpoints import build_model, build_tokenizer, train_head
 from distilbert_serving.corpus import labelled_texts
 
@@ -26,18 +26,13 @@ PROJECT = Path(__file__).resolve().parent.parent
 OUT = PROJECT / "checkpoints" / "minilm-topics"
 
 
-def engine_logits(precision: str, ids: list[list[int]], alone: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+def precision_logits(precision: str, ids: list[list[int]], alone: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
     """The served engine's logits for all texts in one call (batched as a busy server batches them) and, with
     ``alone``, for each text alone: a precision whose rounding depends on the batch gives a text other
     answers under load."""
-    from distilbert_serving.token_model.engine import ClassifierEngine
-    from distilbert_serving.token_model.settings import ServingSettings
-    from distilbert_serving.token_model.validation import Sequence
-
-    engine = ClassifierEngine.load(OUT, torch.device("cpu"), ServingSettings(precision=precision))
-    rows = [Sequence(np.asarray(row, dtype=np.int64), None) for row in ids]
-    batched, _ = engine.classify(rows)
-    return batched, np.concatenate([engine.classify([row])[0] for row in rows]) if alone else None
+    engine = load_engine(OUT, precision)
+    batched = engine_logits(engine, ids)
+    return batched, np.concatenate([engine_logits(engine, [row]) for row in ids]) if alone else None
 
 
 def report(precisions: list[str]) -> str:
@@ -53,9 +48,8 @@ def report(precisions: list[str]) -> str:
     model.save_pretrained(OUT, safe_serialization=True)
     tokenizer.save_pretrained(OUT)
 
-    reference, _ = engine_logits("fp32", ids)
-    top2 = np.sort(reference, axis=1)[:, -2:]
-    margins = top2[:, 1] - top2[:, 0]
+    reference, _ = precision_logits("fp32", ids)
+    margins = np.diff(np.sort(reference, axis=1)[:, -2:]).ravel()  # top-1 − top-2 logit
     lines = [
         f"Checkpoint: {OUT.relative_to(PROJECT)} (all-MiniLM-L6-v2 encoder, dim 384, 6 layers; head trained in fp32 "
         f"on {len(train)} texts, {len(topics)} topics: {', '.join(topics)}). {len(texts)} texts, all compared.",
@@ -67,7 +61,7 @@ def report(precisions: list[str]) -> str:
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for precision in precisions:
-        logits, alone = engine_logits(precision, ids, alone=True)
+        logits, alone = precision_logits(precision, ids, alone=True)
         batch_delta, batch_agree = np.abs(alone - logits).max(), (alone.argmax(1) == logits.argmax(1)).mean()
         delta = np.abs(logits - reference)
         agree = logits.argmax(1) == reference.argmax(1)

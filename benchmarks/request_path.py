@@ -19,12 +19,10 @@ floor, and the token model's time per request in each stage of ``execute`` (its 
 from __future__ import annotations
 
 import argparse
-import re
 import shutil
 import subprocess
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 from google.protobuf import text_format
@@ -76,16 +74,11 @@ def write_null_model(repository: Path) -> None:
 
 
 def stage_counters(server: LocalServer, model: str) -> dict[str, float]:
-    """The token model's stage counters, by stage, and its successful requests."""
-    with urllib.request.urlopen(server.metrics_url, timeout=10) as response:
-        text = response.read().decode()
-    pattern = rf'^clf_execute_stage_duration_us_total{{[^}}]*model="{model}"[^}}]*stage="(\w+)"[^}}]*}} (\S+)$'
-    stages = dict.fromkeys(STAGES, 0.0)
-    for stage, value in re.findall(pattern, text, flags=re.M):
-        stages[stage] += float(value)
+    """The token model's stage counters, by stage, and its successful requests and executes."""
+    names = {stage: f"clf_execute_stage_duration_us_total:{stage}" for stage in STAGES}
+    names |= {"requests": "nv_inference_request_success", "executes": "clf_executes_total"}
     metrics = model_metrics(server.metrics_url, model)
-    counts = {"requests": "nv_inference_request_success", "executes": "clf_executes_total"}
-    return stages | {key: metrics.get(name, 0.0) for key, name in counts.items()}
+    return {key: metrics.get(name, 0.0) for key, name in names.items()}
 
 
 def profile(server: LocalServer, seconds: int, out: Path) -> None:
@@ -119,10 +112,8 @@ def main(argv: list[str] | None = None) -> None:
 
     texts = english_texts(args.texts)
     ids = AutoTokenizer.from_pretrained(checkpoint)(texts, truncation=True)["input_ids"]
-    tokens, strings = (
-        write_token_input_data(ids, work / "tokens.json"),
-        write_text_input_data(texts, work / "text.json"),
-    )
+    tokens = write_token_input_data(ids, work / "tokens.json")
+    strings = write_text_input_data(texts, work / "text.json")
     token_model = ServingConfig().model_name
     inputs = {NULL: tokens, token_model: tokens} | ({} if args.no_text_model else {"distilbert_text": strings})
 
@@ -141,9 +132,8 @@ def main(argv: list[str] | None = None) -> None:
                     print(f"{model} c={level}: {str(error).strip().splitlines()[-1]}")
                     continue
                 rates[model] = result.throughput
-                rows.append(
-                    (model, level, result.throughput, result.throughput / rates.get(NULL, float("nan")), result.p50_ms)
-                )
+                ratio = result.throughput / rates.get(NULL, float("nan"))
+                rows.append((model, level, result.throughput, ratio, result.p50_ms))
                 if model == token_model:
                     time.sleep(FLUSH_S + 0.1)
                     after = stage_counters(server, token_model)

@@ -16,11 +16,10 @@ Exports the token and raw-text models with the defaults users get, starts them w
 
 Every request ends ``ok`` (right answer), ``wrong``, ``refused`` (UNAVAILABLE: a full queue or a queue
 timeout), ``expired`` (its deadline passed), ``invalid`` (a malformed request refused INVALID_ARGUMENT,
-as it must be) or ``error``; those while the injected fault is recovered (from the kill until 5 s after
-the steady callers are answered again) are counted apart. Figures (printed as Markdown rows, and with
-``--json``): requests by outcome and phase; wrong answers; server restarts besides the injected one; RSS
-of the server and its stubs after warm-up and at the end of the longest stretch without a restart;
-readiness at the end.
+as it must be) or ``error``; those while the injected fault is recovered are counted apart. Figures (the
+Markdown rows of docs/RELIABILITY.md §6, and ``--json``): requests by outcome and phase; wrong answers;
+restarts besides the injected one; RSS of the server and its stubs after warm-up and at the end of the
+longest stretch without a restart; readiness at the end.
 """
 
 from __future__ import annotations
@@ -44,14 +43,14 @@ import numpy as np
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
+from distilbert_serving import load_test
 from distilbert_serving.contract import triton_refusal
+from distilbert_serving.fair_share import text_input
 from distilbert_serving.launch import STUB_NAME, child_processes, free_port
-from distilbert_serving.load_test import LoadClient, Workload, model_metrics, rss_mib, serving_config
 
 PROJECT = Path(__file__).resolve().parent.parent
 LAUNCHER = PROJECT / "build" / "launch.py"
 TOKEN, TEXT = "distilbert_classifier", "distilbert_text"
-TOLERANCE = 1e-4
 OUTCOMES = {"DEADLINE_EXCEEDED": "expired", "CANCELLED": "expired", "INVALID_ARGUMENT": "invalid"}  # by gRPC status
 BURST_DEADLINE_S = 0.5
 
@@ -117,10 +116,8 @@ class Soak:
         return next((pid for pid, _, cmd in child_processes(self.launcher.pid) if "tritonserver" in cmd), None)
 
     def kill_a_stub(self) -> None:
-        server = self.server_pid()
-        stubs = [
-            pid for pid, state, cmd in child_processes(server) if STUB_NAME in cmd and TOKEN in cmd and state != "Z"
-        ]
+        live = [(pid, cmd) for pid, state, cmd in child_processes(self.server_pid()) if state != "Z"]
+        stubs = [pid for pid, cmd in live if STUB_NAME in cmd and TOKEN in cmd]
         self.fault_window = (time.monotonic(), None)
         os.kill(stubs[0], signal.SIGKILL)
         print(f"[soak] killed stub {stubs[0]} of {TOKEN}", flush=True)
@@ -142,14 +139,11 @@ class Soak:
         in Triton's queue, or refused by it (``nv_inference_request_failure``, reasons CANCELED and
         REJECTED), or dropped by model.py (``clf_requests_dropped_total``)."""
         try:
-            metrics = model_metrics(f"http://localhost:{self.metrics_port}/metrics", TOKEN)
+            metrics = load_test.model_metrics(f"http://localhost:{self.metrics_port}/metrics", TOKEN)
         except OSError:
             return None
         failures = ("nv_inference_request_failure:CANCELED", "nv_inference_request_failure:REJECTED")
         return sum(v for k, v in metrics.items() if k in failures or k.startswith("clf_requests_dropped_total"))
-
-    def restarts(self) -> int:
-        return sum(1 for _, line in self.events if line.startswith("a Python-backend stub died"))
 
     def is_ready(self) -> bool:
         client = grpcclient.InferenceServerClient(self.url)
@@ -158,15 +152,14 @@ class Soak:
         except InferenceServerException:
             return False
 
-    def stop(self) -> int | None:
-        if self.launcher is None or self.launcher.poll() is not None:
-            return None if self.launcher is None else self.launcher.returncode
-        self.launcher.send_signal(signal.SIGTERM)
-        try:
-            return self.launcher.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            self.launcher.kill()
-            return self.launcher.wait()
+    def stop(self) -> int:
+        if self.launcher.poll() is None:
+            self.launcher.send_signal(signal.SIGTERM)
+            try:
+                self.launcher.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                self.launcher.kill()
+        return self.launcher.wait()
 
     # The traffic ----------------------------------------------------------------------------------
     def record(self, phase: str, began: float, outcome: str, message: str = "") -> None:
@@ -205,24 +198,19 @@ def malformed_requests(vocab_size: int) -> list[tuple[str, str, list]]:
         tensor.set_data_from_numpy(array)
         return [tensor]
 
-    def text(values):
-        tensor = grpcclient.InferInput("text", [len(values), 1], "BYTES")
-        tensor.set_data_from_numpy(np.array(values, dtype=np.object_).reshape(-1, 1))
-        return [tensor]
-
     return [
         ("id outside the vocabulary", TOKEN, ids([[101, vocab_size + 3, 102]])),
         ("negative id", TOKEN, ids([[101, -1, 102]])),
         ("513 tokens", TOKEN, ids(np.full((1, 513), 1000))),
         ("zero-length sequence", TOKEN, ids(np.zeros((1, 0)))),
-        ("empty text", TEXT, text([b""])),
-        ("text not UTF-8", TEXT, text([b"\xff\xfe broken"])),
+        ("empty text", TEXT, [text_input([b""])]),
+        ("text not UTF-8", TEXT, [text_input([b"\xff\xfe broken"])]),
     ]
 
 
-async def soak(state: Soak, workload: Workload, texts: list[str]) -> dict:
+async def soak(state: Soak, workload: load_test.Workload, texts: list[str]) -> dict:
     args = state.args
-    token = LoadClient(state.url, TOKEN)
+    token = load_test.LoadClient(state.url, TOKEN)
     client, outputs = token.client, token.outputs
     rng = random.Random(0)
 
@@ -230,9 +218,8 @@ async def soak(state: Soak, workload: Workload, texts: list[str]) -> dict:
         return await token.infer(workload.ids[index], deadline_s)
 
     async def text_call(index: int, deadline_s: float) -> np.ndarray:
-        tensor = grpcclient.InferInput("text", [1, 1], "BYTES")
-        tensor.set_data_from_numpy(np.array([texts[index].encode()], dtype=np.object_).reshape(1, 1))
-        result = await asyncio.wait_for(client.infer(TEXT, [tensor], outputs=outputs), timeout=deadline_s)
+        request = [text_input([texts[index].encode()])]
+        result = await asyncio.wait_for(client.infer(TEXT, request, outputs=outputs), timeout=deadline_s)
         return result.as_numpy("logits")
 
     async def judged(phase: str, call, index: int, deadline_s: float) -> None:
@@ -243,21 +230,12 @@ async def soak(state: Soak, workload: Workload, texts: list[str]) -> dict:
             state.record(phase, began, *classify_error(error))
             await asyncio.sleep(0.05)  # a server that is down answers at once: no busy loop
             return
-        right = np.abs(logits - workload.expected[index]).max() <= TOLERANCE
+        right = np.abs(logits - workload.expected[index]).max() <= load_test.TOLERANCE
         state.record(phase, began, "ok" if right else "wrong", "" if right else f"logits differ for text {index}")
 
     # Expected answers, one at a time at no load; and the capacity, for the bursts.
-    workload.expected = [await token_call(i, 60.0) for i in range(len(workload.ids))]
-    started, done = time.monotonic(), 0
-
-    async def measure():
-        nonlocal done
-        while time.monotonic() - started < 20:
-            await token_call(rng.randrange(len(workload.ids)), 60.0)
-            done += 1
-
-    await asyncio.gather(*(measure() for _ in range(args.concurrency)))
-    capacity = done / (time.monotonic() - started)
+    await load_test.measure_expected(token, workload)
+    capacity = (await load_test.closed_loop(token, workload, args.concurrency, 20.0)).answered_per_s
     print(f"[soak] capacity at concurrency {args.concurrency}: {capacity:.1f} requests/s", flush=True)
 
     end = time.monotonic() + args.minutes * 60
@@ -318,7 +296,7 @@ async def soak(state: Soak, workload: Workload, texts: list[str]) -> dict:
             pid = state.server_pid()
             # Not while the injected fault is recovered: a dead stub's memory is gone, not freed.
             if pid is not None and not state.in_fault(time.monotonic()):
-                memory.append((time.monotonic() - soak_started, rss_mib(pid), pid))
+                memory.append((time.monotonic() - soak_started, load_test.rss_mib(pid), pid))
             await asyncio.sleep(10)
 
     async def progress() -> None:
@@ -345,13 +323,13 @@ def memory_growth(samples: list[tuple[float, float, int | None]], warmup_s: floa
     for at, rss, pid in samples:
         stretches[pid].append((at, rss))
     longest = max(stretches.values(), key=lambda s: s[-1][0] - s[0][0])
-    begun = longest[0][0]
+    begun, stretch_min = longest[0][0], round((longest[-1][0] - longest[0][0]) / 60, 1)
     after = [(at, rss) for at, rss in longest if at - begun >= warmup_s]
     if len(after) < 2:
-        return {"stretch_min": round((longest[-1][0] - begun) / 60, 1), "growth_pct": None}
+        return {"stretch_min": stretch_min, "growth_pct": None}
     base, last = after[0][1], after[-1][1]
     return {
-        "stretch_min": round((longest[-1][0] - begun) / 60, 1),
+        "stretch_min": stretch_min,
         "measured_min": round((after[-1][0] - after[0][0]) / 60, 1),
         "rss_after_warmup_mib": round(base),
         "rss_end_mib": round(last),
@@ -372,20 +350,17 @@ def rows(report: dict) -> str:
             f"| {phase} | {o.get('ok', 0)} | {o.get('wrong', 0)} | {o.get('refused', 0)} | {o.get('expired', 0)} "
             f"| {others} | {sum(tally['during the injected fault'].values())} | {latency} |"
         )
-    m = report["memory"]
-    lines.append("")
-    drops = report["bursts_unanswered_never_computed"]
+    m, drops = report["memory"], report["bursts_unanswered_never_computed"]
     unanswered, skipped = sum(e for e, _ in drops), sum(s for _, s in drops)
-    lines.append(
+    lines += [
+        "",
         f"bursts with a {BURST_DEADLINE_S} s deadline: {unanswered} not answered in time (expired or refused), "
-        f"{skipped:.0f} never computed ({skipped / max(unanswered, 1):.0%}; the {len(drops)} bursts without a restart)"
-    )
-    lines.append(
+        f"{skipped:.0f} never computed ({skipped / max(unanswered, 1):.0%}; the {len(drops)} bursts without a restart)",
         f"soak {report['minutes']:.0f} min; wrong answers {report['wrong']}; restarts besides the injected one "
         f"{report['unexpected_restarts']}; RSS {m.get('rss_after_warmup_mib')} -> {m.get('rss_end_mib')} MiB "
         f"({m.get('growth_pct')} %) over {m.get('measured_min')} min of one server; ready at the end "
-        f"{report['ready_at_end']}"
-    )
+        f"{report['ready_at_end']}",
+    ]
     return "\n".join(lines)
 
 
@@ -413,8 +388,8 @@ def main(argv: list[str] | None = None) -> int:
 
     args.vocab_size = AutoConfig.from_pretrained(args.checkpoint).vocab_size
     texts = english_texts(args.texts)
-    workload = Workload.from_texts(args.checkpoint, args.texts)
-    repository, serving = Path(tempfile.mkdtemp(prefix="soak-repository-")), serving_config(args.serving)
+    workload = load_test.Workload.from_texts(args.checkpoint, args.texts)
+    repository, serving = Path(tempfile.mkdtemp(prefix="soak-repository-")), load_test.serving_config(args.serving)
     write_model(args.checkpoint, repository, serving)  # the default export, or it with --serving changes
     write_text_model(args.checkpoint, repository, serving)
     state = Soak(args, repository)
@@ -425,13 +400,14 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         code = state.stop()
     injected = 1 if args.kill_at_s >= 0 else 0
+    restarts = sum(line.startswith("a Python-backend stub died") for _, line in state.events)
     report = {
         "minutes": result["soak_s"] / 60,
         "capacity_per_s": round(result["capacity_per_s"], 1),
         "phases": {phase: tally.summary() for phase, tally in state.tallies.items()},
         "wrong": sum(t.outcomes["wrong"] + t.fault_outcomes["wrong"] for t in state.tallies.values()),
         "unexpected_errors": sum(t.outcomes["error"] for t in state.tallies.values()),
-        "unexpected_restarts": state.restarts() - injected,
+        "unexpected_restarts": restarts - injected,
         "memory": memory_growth(result["memory"], args.warmup_s),
         "bursts_unanswered_never_computed": [list(b) for b in state.burst_drops],
         "ready_at_end": ready,

@@ -35,7 +35,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -46,51 +46,39 @@ from tritonclient.utils import InferenceServerException
 from .contract import LOGITS, TEXT, TEXT_PAIR
 from .corpus import english_texts
 from .launch import options_on_free_ports
+from .load_test import TOLERANCE, Latency, Tally
 from .proxy import start_proxy
 from .text_model.settings import TextLimits
 
 TEXT_MODEL = "distilbert_text"
-TOLERANCE = 1e-4
 
 
-@dataclass
-class Phase:
+class Phase(Tally):
     """What a group of callers got over one phase."""
-
-    name: str
-    seconds: float = 0.0
-    sent: int = 0
-    answered: int = 0
-    wrong: int = 0
-    errors: int = 0
-    p50_ms: float | None = None
-    p99_ms: float | None = None
-    max_ms: float | None = None
-    messages: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def of(cls, name: str, seconds: float, outcomes: list[tuple[str, float]]) -> Phase:
         """``outcomes``: (``"answered"``, ``"wrong"`` or an error's ``"STATUS: message"``, seconds) per call."""
-        phase = cls(name, seconds, sent=len(outcomes))
         answered = [s for outcome, s in outcomes if outcome == "answered"]
-        phase.answered, phase.wrong = len(answered), sum(outcome == "wrong" for outcome, _ in outcomes)
-        errors = [outcome for outcome, _ in outcomes if outcome not in ("answered", "wrong")]
-        phase.errors, phase.messages = len(errors), dict(Counter(errors))
-        times = np.array(answered or [s for _, s in outcomes]) * 1e3
-        if len(times):
-            phase.p50_ms, phase.p99_ms = (float(v) for v in np.percentile(times, [50, 99]))
-            phase.max_ms = float(times.max())
-        return phase
+        errors = Counter(outcome for outcome, _ in outcomes if outcome not in ("answered", "wrong"))
+        return cls(
+            name,
+            seconds,
+            sent=len(outcomes),
+            answered=len(answered),
+            wrong=sum(outcome == "wrong" for outcome, _ in outcomes),
+            errors=sum(errors.values()),
+            error_messages=dict(errors),
+            # None answered (the heavy callers, refused): how long the refusals took.
+            latency=Latency.of(answered or [s for _, s in outcomes]),
+        )
 
     def line(self) -> str:
-        def ms(value):
-            return "-" if value is None else f"{value:.0f}"
-
         text = (
             f"{self.name}: {self.sent} sent in {self.seconds:.1f} s: answered {self.answered}, wrong {self.wrong}, "
-            f"errors {self.errors}; p50 {ms(self.p50_ms)} ms, p99 {ms(self.p99_ms)} ms, max {ms(self.max_ms)} ms"
+            f"errors {self.errors}; {self.latency.text()}"
         )
-        return text + (f"; {self.messages}" if self.messages else "")
+        return text + (f"; {self.error_messages}" if self.error_messages else "")
 
 
 def outcome_of(error: Exception) -> str:
@@ -190,7 +178,8 @@ class Report:
 
     @property
     def p99_ratio(self) -> float | None:
-        return self.beside.p99_ms / self.quiet.p99_ms if self.beside.p99_ms and self.quiet.p99_ms else None
+        beside, quiet = self.beside.latency.p99_ms, self.quiet.latency.p99_ms
+        return beside / quiet if beside and quiet else None
 
     def lines(self) -> list[str]:
         p99 = "-" if self.p99_ratio is None else f"{self.p99_ratio:.2f}"

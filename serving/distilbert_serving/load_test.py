@@ -72,24 +72,58 @@ class Workload:
 
 
 @dataclass
-class Figures:
+class Latency:
+    """Milliseconds from sending a call to its outcome, over a group of calls (None where there were none)."""
+
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    max_ms: float | None = None
+
+    @classmethod
+    def of(cls, seconds: list[float]) -> Latency:
+        if not seconds:
+            return cls()
+        times = np.array(seconds) * 1e3
+        p50, p99 = np.percentile(times, [50, 99])
+        return cls(float(p50), float(p99), float(times.max()))
+
+    def text(self, separator: str = ", ") -> str:
+        """``p50 … ms, p99 … ms, max … ms``, ``-`` for a figure there is none of."""
+        values = {"p50": self.p50_ms, "p99": self.p99_ms, "max": self.max_ms}
+        return separator.join(f"{name} {milliseconds(value)} ms" for name, value in values.items())
+
+
+def milliseconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
+
+
+@dataclass
+class Tally:
+    """What a group of calls got over ``seconds``: answered as expected, answered wrong, or another error
+    (counted by message in ``error_messages``); ``latency`` is the answered calls'."""
+
     name: str
     seconds: float = 0.0
     sent: int = 0
     answered: int = 0
+    wrong: int = 0
+    errors: int = 0
+    error_messages: dict[str, int] = field(default_factory=dict)
+    latency: Latency = field(default_factory=Latency)
+
+
+@dataclass
+class Figures(Tally):
+    """A load run's tally, with the calls Triton's queue policy refused, those past their deadline, and the
+    server's memory."""
+
     rejected: int = 0
     # Of ``rejected``: refused because the queue was full (the rest waited their queue timeout).
     queue_full: int = 0
     # Past the caller's deadline (``--deadline-s``) before an answer came.
     expired: int = 0
-    wrong: int = 0
-    errors: int = 0
-    error_messages: dict[str, int] = field(default_factory=dict)
     answered_per_s: float = 0.0
-    p50_ms: float | None = None
-    p99_ms: float | None = None
-    max_ms: float | None = None
-    rejected_p99_ms: float | None = None
+    rejected_latency: Latency = field(default_factory=Latency)
     rss_after_warmup_mib: float | None = None
     rss_end_mib: float | None = None
     rss_peak_mib: float | None = None
@@ -98,14 +132,10 @@ class Figures:
     server: dict = field(default_factory=dict)
 
     def line(self) -> str:
-        def ms(value):
-            return "-" if value is None else f"{value:.0f}"
-
         text = (
             f"{self.name}: {self.sent} sent in {self.seconds:.0f} s: answered {self.answered} "
             f"({self.answered_per_s:.1f}/s), rejected {self.rejected}, wrong {self.wrong}, errors {self.errors}; "
-            f"answered p50 {ms(self.p50_ms)} ms p99 {ms(self.p99_ms)} ms max {ms(self.max_ms)} ms; "
-            f"rejected p99 {ms(self.rejected_p99_ms)} ms"
+            f"answered {self.latency.text(' ')}; rejected p99 {milliseconds(self.rejected_latency.p99_ms)} ms"
         )
         if self.rss_growth_pct is not None:
             text += (
@@ -121,14 +151,15 @@ class Figures:
 
 def model_metrics(metrics_url: str, model: str) -> dict[str, float]:
     """The server's Prometheus samples for ``model``, summed over versions: ``{name: value}``, or
-    ``{name:reason: value}`` for a sample with a ``reason`` label (e.g. ``nv_inference_request_failure:CANCELED``)."""
+    ``{name:label: value}`` for a sample with a ``reason`` or ``stage`` label (e.g.
+    ``nv_inference_request_failure:CANCELED``, ``clf_execute_stage_duration_us_total:decode``)."""
     with urllib.request.urlopen(metrics_url, timeout=10) as response:
         text = response.read().decode()
     metrics: dict[str, float] = {}
     for name, labels, value in re.findall(r"^(\w+)\{(.*)\} ([0-9.e+]+)$", text, flags=re.M):
         if f'model="{model}"' in labels:
-            reason = re.search(r'reason="(\w+)"', labels)
-            key = f"{name}:{reason.group(1)}" if reason else name
+            label = re.search(r'(?:reason|stage)="(\w+)"', labels)
+            key = f"{name}:{label.group(1)}" if label else name
             metrics[key] = metrics.get(key, 0.0) + float(value)
     return metrics
 
@@ -185,12 +216,7 @@ class Recorder:
         figures.seconds = seconds
         figures.answered_per_s = figures.answered / seconds if seconds else 0.0
         figures.error_messages = dict(self.messages)
-        if self.answered_s:
-            answered = np.array(self.answered_s) * 1e3
-            figures.p50_ms, figures.p99_ms = (float(v) for v in np.percentile(answered, [50, 99]))
-            figures.max_ms = float(answered.max())
-        if self.rejected_s:
-            figures.rejected_p99_ms = float(np.percentile(np.array(self.rejected_s) * 1e3, 99))
+        figures.latency, figures.rejected_latency = Latency.of(self.answered_s), Latency.of(self.rejected_s)
         return figures
 
 

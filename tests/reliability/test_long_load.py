@@ -33,7 +33,7 @@ def test_twice_saturation_for_minutes_answers_or_refuses_every_request_and_memor
     for run in ("closed_loop", "open_loop"):
         figures_of_run = report[run]
         assert figures_of_run["wrong"] == 0 and figures_of_run["errors"] == 0, figures_of_run
-        assert figures_of_run["answered"] > 0 and figures_of_run["p99_ms"] < 30_000, figures_of_run
+        assert figures_of_run["answered"] > 0 and figures_of_run["latency"]["p99_ms"] < 30_000, figures_of_run
         assert figures_of_run["rss_growth_pct"] < 5.0, figures_of_run
     assert report["open_loop"]["rejected"] > 0, "2 × the saturation rate must overflow the queue"
     assert report["server_alive"] and report["server_ready"] and report["stubs_healthy"]

@@ -192,12 +192,12 @@ def test_closed_and_open_loop_at_twice_saturation_lose_nothing_and_memory_stays_
             "rejected": figures.rejected,
             "wrong": figures.wrong,
             "errors": figures.errors,
-            "p50 ms": round(figures.p50_ms or 0),
-            "p99 ms": round(figures.p99_ms or 0),
+            "p50 ms": round(figures.latency.p50_ms or 0),
+            "p99 ms": round(figures.latency.p99_ms or 0),
         }
     FIGURES["load memory"] = {"RSS growth after warm-up %": round(growth, 2)}
     for figures in (closed, opened):
         assert figures.wrong == 0 and figures.errors == 0, figures.line()
-        assert figures.answered > 0 and figures.p99_ms < 5000, figures.line()
+        assert figures.answered > 0 and figures.latency.p99_ms < 5000, figures.line()
     assert growth < 5.0
     assert hardened_server.stubs_healthy() and hardened_server.is_ready()

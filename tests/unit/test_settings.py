@@ -81,23 +81,6 @@ def test_settings_parse_each_knob_as_its_type():
 
 
 @pytest.mark.parametrize(
-    ("values", "phrase"),
-    [
-        ({"precision": "int3"}, "parameter precision must be one of auto, fp32, bf16, fp16, int8; got 'int3'"),
-        ({"forward_mode": "sparse"}, "parameter forward_mode must be one of packed, varlen, padded"),
-        ({"cpu_threads": "two"}, "parameter cpu_threads must be an integer; got 'two'"),
-        ({"max_forward_tokens": "0"}, "parameter max_forward_tokens must be at least 1; got 0"),
-        ({"vocab_size": "big"}, "parameter vocab_size must be an integer"),
-        ({"labels": "negative,positive"}, "parameter labels must be a JSON list"),
-    ],
-)
-def test_bad_config_value_is_a_config_error_naming_it(values, phrase):
-    with pytest.raises(ConfigError) as raised:
-        read_settings(parameters(**values))
-    assert phrase in str(raised.value)
-
-
-@pytest.mark.parametrize(
     ("precision", "kind"),
     [("fp16", "gpu"), ("fp16", "auto"), ("bf16", "cpu"), ("fp32", "CPU"), ("int8", "cpu"), ("int8", "auto")],
 )
@@ -136,17 +119,30 @@ def test_text_settings_read_the_request_defaults_from_their_knobs():
     assert {k.name: k.default for k in knobs_of(TokenizeOptions)} == {"truncation": True, "truncation_side": "right"}
 
 
+# Each model's settings read from a config with these parameter values.
+READ_SETTINGS = {
+    "token": lambda values: read_settings(parameters(**values)),
+    "text": lambda values: read_text_settings(text_parameters(**values)),
+}
+
+
 @pytest.mark.parametrize(
-    ("values", "phrase"),
+    ("model", "values", "phrase"),
     [
-        ({"truncation": "sometimes"}, "parameter truncation must be a boolean (true/false); got 'sometimes'"),
-        ({"truncation_side": "middle"}, "parameter truncation_side must be one of right, left; got 'middle'"),
-        ({"max_sequence_length": "long"}, "max_sequence_length (an integer)"),
+        ("token", {"precision": "int3"}, "parameter precision must be one of auto, fp32, bf16, fp16, int8; got 'int3'"),
+        ("token", {"forward_mode": "sparse"}, "parameter forward_mode must be one of packed, varlen, padded"),
+        ("token", {"cpu_threads": "two"}, "parameter cpu_threads must be an integer; got 'two'"),
+        ("token", {"max_forward_tokens": "0"}, "parameter max_forward_tokens must be at least 1; got 0"),
+        ("token", {"vocab_size": "big"}, "parameter vocab_size must be an integer"),
+        ("token", {"labels": "negative,positive"}, "parameter labels must be a JSON list"),
+        ("text", {"truncation": "sometimes"}, "parameter truncation must be a boolean (true/false); got 'sometimes'"),
+        ("text", {"truncation_side": "middle"}, "parameter truncation_side must be one of right, left; got 'middle'"),
+        ("text", {"max_sequence_length": "long"}, "max_sequence_length (an integer)"),
     ],
 )
-def test_bad_text_config_value_is_a_config_error_not_a_request_error(values, phrase):
+def test_bad_config_value_is_a_config_error_naming_it_not_a_request_error(model, values, phrase):
     with pytest.raises(ConfigError) as raised:
-        read_text_settings(text_parameters(**values))
+        READ_SETTINGS[model](values)
     assert not isinstance(raised.value, InvalidText)
     assert phrase in str(raised.value)
 
