@@ -180,7 +180,8 @@ MALFORMED = {
         f"text[0] is {MAX_TEXT_BYTES + 1:,} bytes, over the limit of {MAX_TEXT_BYTES:,} bytes per text",
     ),
     "request_over_max_request_bytes": (
-        text_inputs(["a " * (MAX_TEXT_BYTES // 2)] * (MAX_REQUEST_BYTES // MAX_TEXT_BYTES + 1)),
+        # Texts and pairs at the per-text limit, one row more than max_request_bytes holds.
+        text_inputs(*[["a " * (MAX_TEXT_BYTES // 2)] * (MAX_REQUEST_BYTES // (2 * MAX_TEXT_BYTES) + 1)] * 2),
         None,
         f"over the limit of {MAX_REQUEST_BYTES:,} bytes per request; send fewer or shorter texts",
     ),

@@ -101,4 +101,4 @@ def test_text_model_reads_where_its_work_goes_and_its_request_defaults():
     settings = read_text_settings(as_json(committed(TEXT)))
     assert settings.token_model == TOKEN and settings.tokenizer == f"{TOKEN}/1/checkpoint"
     assert settings.defaults == TokenizeOptions(truncation=True, truncation_side="right")
-    assert settings.limits == TextLimits(max_text_bytes=1 << 20, max_request_bytes=8 << 20)
+    assert settings.limits == TextLimits(max_text_bytes=128 << 10, max_request_bytes=8 << 20)
