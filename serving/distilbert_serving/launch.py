@@ -96,11 +96,16 @@ def prepare_backend_directory(workdir: Path) -> Path:
     return backends
 
 
+# sysconfig fills its table on first use; two threads doing so at once (servers started side by side)
+# can read it half-filled (CPython 3.11: LIBDIR None). Filled here, at import, once.
+LIBDIR = sysconfig.get_config_var("LIBDIR")
+
+
 def server_environment() -> dict[str, str]:
     env = dict(os.environ)
     # The stub links libpython; the system copy (Debian's) can shadow this interpreter's
     # and break extension modules, so this interpreter's LIBDIR goes first.
-    libdirs = [sysconfig.get_config_var("LIBDIR"), str(pytriton_root().parent / "nvidia_pytriton.libs")]
+    libdirs = [LIBDIR, str(pytriton_root().parent / "nvidia_pytriton.libs")]
     env["LD_LIBRARY_PATH"] = os.pathsep.join([*libdirs, env.get("LD_LIBRARY_PATH", "")]).rstrip(os.pathsep)
     # The stub imports model.py's packages through the first python3 on PATH: make it ours.
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])

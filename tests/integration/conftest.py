@@ -14,7 +14,8 @@ import tritonclient.grpc as grpcclient
 
 from distilbert_serving.export import ServingConfig, TextModelConfig, write_model, write_text_model
 from distilbert_serving.launch import LocalServer, options_on_free_ports
-from helpers import AUTO_MODEL, INT8_MODEL, MODELS
+from distilbert_serving.server_flags import generate_admin_key
+from helpers import AUTO_MODEL, INT8_MODEL, MODELS, running
 
 
 @pytest.fixture(scope="session")
@@ -49,3 +50,23 @@ def server(model_repository, tmp_path_factory):
 def grpc_client(server):
     with grpcclient.InferenceServerClient(server.grpc_url) as client:
         yield client
+
+
+@pytest.fixture(scope="module")
+def two_servers(tmp_path_factory, tiny_checkpoints) -> list[LocalServer]:
+    """Two servers of the single-label model, with an admin key as the launcher runs them: the pods of a
+    Deployment behind a headless Service. Module-scoped: a module that restarts them leaves no other affected."""
+    repository = tmp_path_factory.mktemp("two_servers_repository")
+    single = "single_label_classification"
+    serving = ServingConfig(model_name=MODELS[single], cpu_threads=1, precision="fp32")
+    write_model(tiny_checkpoints[single], repository, serving)
+    key = generate_admin_key()
+    servers = [
+        LocalServer(
+            options_on_free_ports(repository, exit_timeout_s=10, admin_key=key),
+            log_path=tmp_path_factory.mktemp(f"server_{n}") / "tritonserver.log",
+        )
+        for n in range(2)
+    ]
+    with running(servers):
+        yield servers
