@@ -150,7 +150,7 @@ class PackedClassifier:
         plan = _plan(ids, masks, self._chunks(ids), self.round_sizes)
         on_device = self._upload(plan.host)
         token_ids, positions, first_tokens, inverse = (on_device[s] for s in plan.slices)
-        chunks = [c.on(on_device) for c in plan.chunks]
+        chunks = [c.on(on_device, self.word_embeddings.dtype) for c in plan.chunks]
 
         hidden = F.embedding(token_ids, self.word_embeddings) + F.embedding(positions, self.position_embeddings)
         hidden = self.embedding_norm(hidden)
@@ -292,15 +292,20 @@ class _Chunk:
     length: int  # padded length of the chunk's attention block
     gather: slice | torch.Tensor | None = None  # [sequences × length] packed row per position; None: no padding
     keep: slice | torch.Tensor | None = None  # [tokens] flat positions of the real tokens in the block
-    key_mask: slice | torch.Tensor | None = None  # [sequences, 1, 1, length] attended keys; None: all
+    key_mask: slice | torch.Tensor | None = None  # [sequences, 1, 1, length] attended keys (0: not); None: all
 
-    def on(self, buffer: torch.Tensor) -> _Chunk:
-        """This chunk with its index slices turned into views of the forward's device buffer."""
+    def on(self, buffer: torch.Tensor, dtype: torch.dtype) -> _Chunk:
+        """This chunk with its index slices turned into views of the forward's device buffer, and its key
+        mask into an additive one in ``dtype``."""
 
         def view(part):
             return None if part is None else buffer[part]
 
-        mask = None if self.key_mask is None else (buffer[self.key_mask] != 0).view(self.sequences, 1, 1, self.length)
+        mask = None
+        if self.key_mask is not None:
+            # Additive (0 or −inf), made once per forward: attention turns a boolean mask into this at every layer.
+            keys = buffer[self.key_mask].view(self.sequences, 1, 1, self.length)
+            mask = torch.zeros(keys.shape, dtype=dtype, device=keys.device).masked_fill_(keys == 0, float("-inf"))
         return replace(self, gather=view(self.gather), keep=view(self.keep), key_mask=mask)
 
 
