@@ -37,6 +37,7 @@ import numpy as np
 from distilbert_client import Classification, Classifier, ClassifierError
 
 from .launch import LocalServer, options_on_free_ports
+from .load_test import Latency
 
 TOLERANCE = 1e-4
 
@@ -124,8 +125,7 @@ class Phase:
     calls: int
     failed: int
     wrong: int
-    p50_ms: float
-    p99_ms: float
+    latency: Latency  # of the answered calls
     outcomes: dict = field(default_factory=dict)
 
 
@@ -133,10 +133,9 @@ def phase(name: str, calls: list[Call], start: float, end: float, expected: Expe
     """The figures of the calls that began within [start, end)."""
     inside = [call for call in calls if start <= call.began < end]
     outcomes = Counter(outcome(call, expected) for call in inside)
-    latencies = np.array([call.seconds for call in inside if call.answer] or [np.nan]) * 1e3
     failed = sum(count for outcome, count in outcomes.items() if outcome not in ("ok", "wrong"))
-    p50, p99 = (round(float(np.percentile(latencies, q)), 1) for q in (50, 99))
-    return Phase(name, len(inside), failed, outcomes["wrong"], p50, p99, dict(outcomes))
+    latency = Latency.of([call.seconds for call in inside if call.answer])
+    return Phase(name, len(inside), failed, outcomes["wrong"], latency, dict(outcomes))
 
 
 def restart(server: LocalServer, index: int, timeout_s: float = 240.0) -> Switch:
@@ -187,7 +186,14 @@ def restart_under_load(
 
 def report(phases: list[Phase], switches: list[Switch], errors: Counter) -> str:
     lines = ["phase     calls  failed  wrong  p50 ms  p99 ms"]
-    lines += [f"{p.name:<8} {p.calls:>6} {p.failed:>7} {p.wrong:>6} {p.p50_ms:>7} {p.p99_ms:>7}" for p in phases]
+
+    def ms(value: float | None) -> str:
+        return "-" if value is None else f"{value:.1f}"
+
+    lines += [
+        f"{p.name:<8} {p.calls:>6} {p.failed:>7} {p.wrong:>6} {ms(p.latency.p50_ms):>7} {ms(p.latency.p99_ms):>7}"
+        for p in phases
+    ]
     lines += [
         f"server {s.server}: stopped {s.stop_s} s after SIGTERM, ready {s.start_s} s after start" for s in switches
     ]

@@ -131,16 +131,17 @@ class TritonPythonModel:
         if not sequences:
             return entries
         self.stopwatch.lap("deadlines")
+        tokens = sum(row.length for row in sequences)
         started = time.perf_counter()
         try:
-            with self.cores.busy(self.engine.feed_forward_macs(sum(row.length for row in sequences))):
+            with self.cores.busy(self.engine.feed_forward_macs(tokens)):
                 logits, stats = self.engine.classify(sequences, self.cores.rebalance)
         except Exception as error:  # e.g. out of memory: fail this batch, keep serving
             failure = pb_utils.TritonError(tagged(Reason.FORWARD_FAILED, f"forward failed: {error}"))
             return [e if span is None else failure for e, span in zip(entries, spans, strict=True)]
         seconds = time.perf_counter() - started
         self.metrics.record(stats, seconds * 1e6)
-        self.rate.record(sum(row.length for row in sequences), seconds)
+        self.rate.record(tokens, seconds)
         self.stopwatch.lap("forward")
         scores = scores_from_logits(logits, self.engine.problem_type)
         self.stopwatch.lap("scores")
