@@ -71,13 +71,6 @@ class Alternative:
         return f"{self.runtime} {self.precision}"
 
 
-def load_model(checkpoint: Path):
-    from transformers import AutoModelForSequenceClassification
-
-    # Eager attention: the graph ONNX Runtime's BERT fusions recognise (SDPA exports leave attention unfused).
-    return AutoModelForSequenceClassification.from_pretrained(checkpoint, attn_implementation="eager").eval()
-
-
 def export_onnx(model, path: Path) -> Path:
     """The model as ONNX with dynamic batch and sequence axes (TorchScript exporter, opset 17)."""
     import torch
@@ -156,9 +149,8 @@ def openvino_forward(path: Path, precision: str, threads: int) -> tuple[Forward,
 def measure(
     forward: Forward, batch_sets: dict[int, list], singles: list[np.ndarray], reference: np.ndarray, repeats: int
 ) -> dict:
-    """``Alternative``'s measured fields: throughput over the sorted set at its fastest batch size of
-    ``batch_sets`` (the set cut into padded batches, by tokens per batch), single-text latency, and its
-    answers against ``reference``."""
+    """``Alternative``'s measured fields: throughput at its fastest of ``batch_sets`` (the sorted set cut into
+    padded batches, by tokens per batch), single-text latency, and its answers against ``reference``."""
     logits = np.zeros_like(reference)
 
     def run(tokens: int) -> None:  # every pass keeps its answers: they are checked below
@@ -187,17 +179,16 @@ def measure_alternatives(
 ) -> list[Alternative]:
     """Every alternative runtime at ``precisions`` on ``ids``, checked against transformers fp32."""
     import torch
+    from transformers import AutoModelForSequenceClassification
 
     torch.set_num_threads(threads)
     batch_sets = {tokens: padded_batches(ids, tokens) for tokens in BATCH_TOKENS}
     singles = [np.asarray([row], dtype=np.int64) for row in ids[:: max(1, len(ids) // latency_texts)]]
-    model = load_model(checkpoint)
+    # Eager attention: the graph ONNX Runtime's BERT fusions recognise (SDPA exports leave attention unfused).
+    model = AutoModelForSequenceClassification.from_pretrained(checkpoint, attn_implementation="eager").eval()
     reference = transformers_logits(model, ids)
     largest = float(np.abs(reference).max())
-
-    def tolerance(precision: str) -> float:
-        return TOLERANCE[precision] * (largest if precision in RELATIVE_TOLERANCE else max(1.0, largest))
-
+    tolerance = {p: TOLERANCE[p] * (largest if p in RELATIVE_TOLERANCE else max(1.0, largest)) for p in TOLERANCE}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         started = time.perf_counter()
@@ -225,7 +216,7 @@ def measure_alternatives(
         for runtime, precision, executed, forward, note in candidates():
             measured = measure(forward, batch_sets, singles, reference, repeats)
             result = Alternative(
-                runtime, precision, executed, threads, tolerance=tolerance(precision), note=note, **measured
+                runtime, precision, executed, threads, tolerance=tolerance[precision], note=note, **measured
             )
             verdict = "" if result.correct else "  WRONG: over its tolerance, not counted"
             log(f"{result.name} (ran {executed}): {measured}, tolerance {result.tolerance:.1e} ({note}){verdict}")
@@ -235,8 +226,7 @@ def measure_alternatives(
 
 def best_throughput(alternatives: list[Alternative], precision: str) -> Alternative | None:
     """The fastest alternative at ``precision`` whose logits passed the check."""
-    candidates = [a for a in alternatives if a.precision == precision and a.correct]
-    return max(candidates, key=lambda a: a.seq_s, default=None)
+    return max((a for a in alternatives if a.precision == precision and a.correct), key=lambda a: a.seq_s, default=None)
 
 
 def best_latency(alternatives: list[Alternative], precision: str) -> Alternative | None:

@@ -88,26 +88,10 @@ def histogram(lengths: np.ndarray) -> str:
     return "\n".join(lines)
 
 
-def waste(counted: dict[str, float], name: str) -> float | None:
-    """The token model's counter ``name`` (``padded_tokens`` or ``attention_tokens``) ÷ real tokens − 1."""
-    return counted[name] / counted["real_tokens"] - 1 if counted["real_tokens"] else None
-
-
 PRECISIONS = ("fp32", "bf16", "int8")
 # The naive baseline's precision where it is not the row's own: transformers has no int8 forward to serve
 # naively, so naive_int8 is the fp32 tutorial model and "× naive" on an int8 row includes quantization's gain.
 NAIVE_PRECISION = {"int8": "fp32"}
-
-
-def build_repository(root: Path, precisions: list[str]) -> None:
-    for precision in precisions:
-        # The default export's instances and threads (cores ÷ instances each): what `make serve` runs.
-        served = ServingConfig(model_name=f"served_{precision}", precision=precision, instance_kind="cpu")
-        write_model(CHECKPOINT, root, served)
-        write_text_model(CHECKPOINT, root, served, TextModelConfig(model_name=f"text_{precision}"))
-        naive_precision = NAIVE_PRECISION.get(precision, precision)
-        naive = dict(precision=naive_precision, instance_kind="cpu", forward_mode="padded", dynamic_batching=False)
-        write_model(CHECKPOINT, root, ServingConfig(model_name=f"naive_{precision}", **naive))
 
 
 def run(args) -> Path:
@@ -135,7 +119,14 @@ def run(args) -> Path:
 
     rows: list[Row] = []
     with tempfile.TemporaryDirectory() as tmp:
-        build_repository(Path(tmp), args.precisions)
+        for precision in args.precisions:
+            # The default export's instances and threads (cores ÷ instances each): what `make serve` runs.
+            config = ServingConfig(model_name=f"served_{precision}", precision=precision, instance_kind="cpu")
+            write_model(CHECKPOINT, Path(tmp), config)
+            write_text_model(CHECKPOINT, Path(tmp), config, TextModelConfig(model_name=f"text_{precision}"))
+            naive_precision = NAIVE_PRECISION.get(precision, precision)
+            naive = dict(precision=naive_precision, instance_kind="cpu", forward_mode="padded", dynamic_batching=False)
+            write_model(CHECKPOINT, Path(tmp), ServingConfig(model_name=f"naive_{precision}", **naive))
         server = LocalServer(options_on_free_ports(tmp))
         server.start(timeout_s=900)  # three models per precision, each of several instances, load on the same cores
         try:
@@ -161,7 +152,8 @@ def run(args) -> Path:
                     return
                 forwards = model_counters(server.metrics_url, counted, since=before)
                 latencies = (result.p50_ms, result.p95_ms, result.p99_ms)
-                wastes = (waste(forwards, "padded_tokens"), waste(forwards, "attention_tokens"))
+                real = forwards["real_tokens"]  # padding and attention waste: tokens counted ÷ real tokens − 1
+                wastes = [forwards[name] / real - 1 if real else None for name in ("padded_tokens", "attention_tokens")]
                 rows.append(Row(precision, strategy, load, result.throughput, *latencies, *wastes, stability))
                 print(rows[-1], flush=True)
 
@@ -197,8 +189,7 @@ def write_reports(
         with open(out / "alternatives.csv", "w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=[*asdict(alternatives[0]).keys(), "correct"])
             writer.writeheader()
-            for alternative in alternatives:
-                writer.writerow({**asdict(alternative), "correct": alternative.correct})
+            writer.writerows({**asdict(alternative), "correct": alternative.correct} for alternative in alternatives)
 
     throughput = {(r.precision, r.strategy, r.load): r.throughput for r in rows}
     lines = [
@@ -318,10 +309,9 @@ def alternatives_section(
         if fastest is None or served is None:
             continue
         margin = served.p50_ms - fastest.single_text_ms
-        verdict = "✓" if margin <= 2.0 else "✗"
         lines.append(
             f"| {precision} | {served.p50_ms:.1f} | {fastest.single_text_ms:.1f} ({fastest.name}) | "
-            f"{margin:+.1f} ms {verdict} |"
+            f"{margin:+.1f} ms {'✓' if margin <= 2.0 else '✗'} |"
         )
     return lines
 
@@ -348,11 +338,9 @@ def plot(path: Path, rows: list[Row], ceilings: dict[str, Ceiling], alternatives
         left.axhline(ceiling.seq_s, linestyle=":", color="gray")
         left.annotate(f"in-process ceiling {precision}", (1, ceiling.seq_s), fontsize=8, va="bottom")
         # What a CPU user would run instead, in-process at its best case, in the precision's colour.
-        for alternative in (a for a in alternatives if a.precision == precision and a.correct):
-            left.axhline(alternative.seq_s, linestyle="-.", linewidth=0.9, color=color, alpha=0.7)
-            left.annotate(
-                f"{alternative.name} (in-process)", (widest, alternative.seq_s), fontsize=7, va="bottom", ha="right"
-            )
+        for alt in (a for a in alternatives if a.precision == precision and a.correct):
+            left.axhline(alt.seq_s, linestyle="-.", linewidth=0.9, color=color, alpha=0.7)
+            left.annotate(f"{alt.name} (in-process)", (widest, alt.seq_s), fontsize=7, va="bottom", ha="right")
     for axis, label in ((left, "sequences / s"), (right, "p99 latency (ms)")):
         axis.set_xscale("log", base=2)
         axis.set(xlabel="concurrency", ylabel=label)
@@ -411,10 +399,10 @@ COMPARISONS = {
     "idle-spin": Comparison("OpenMP idle spin: the model's (cores.py) vs libgomp's, twice", (1, 4, 16, 64), {
         "the default export": (),
     }, ({"GOMP_SPINCOUNT": SPIN}, {"GOMP_SPINCOUNT": "300000"}) * 2),
-    "c1-latency": Comparison("1 caller: batching delay 500 µs (the default) vs 100; OMP_WAIT_POLICY", (1,), {
-        "queue delay 500 us": ONE_INSTANCE,
-        "queue delay 100 us": (*ONE_INSTANCE, "max_queue_delay_us=100"),
-    }, ({}, {"OMP_WAIT_POLICY": "PASSIVE"})),
+    "queue-delay": Comparison("batching delay 0 (the default) vs 500 µs, 1 to 64 callers", (1, 4, 16, 64, 1), {
+        "queue delay 0 (the default)": (),
+        "queue delay 500 us": ("max_queue_delay_us=500",),
+    }),
     "queue-stall": Comparison("tiny model, 16 callers: a queue policy stalls one instance, not two", (16, 16), {
         "1 instance, no queue policy": ONE_INSTANCE,
         "1 instance, max_queue_size 128": (ONE_DESPITE_QUEUE, "max_queue_size=128"),

@@ -69,10 +69,9 @@ def padded_batches(rows, max_tokens: int = 4096, pad_id: int = 0) -> list[tuple[
             end += 1
         batch = order[start:end]
         ids = np.full((len(batch), int(lengths[batch].max())), pad_id, dtype=np.int64)
-        mask = np.zeros_like(ids)
         for r, i in enumerate(batch):
             ids[r, : lengths[i]] = rows[i]
-            mask[r, : lengths[i]] = 1
+        mask = (np.arange(ids.shape[1]) < lengths[batch, None]).astype(np.int64)
         batches.append((batch, ids, mask))
         start = end
     return batches
@@ -142,8 +141,7 @@ def median_ms(call: Callable[[np.ndarray], object], rows: list[np.ndarray], warm
 
 
 def single_text_ms(engine, rows: list[np.ndarray], samples: int = 120) -> float:
-    """Median ms of one text through the engine, over texts spread evenly through the set (the length mix
-    perf_analyzer sends), after five to warm up."""
+    """Median ms of one text through the engine, on texts spread through the set (perf_analyzer's length mix)."""
     return median_ms(lambda row: engine_logits(engine, [row]), rows[:: max(1, len(rows) // samples)], warmup=5)
 
 

@@ -65,9 +65,8 @@ def library_dir() -> Path:
 
 def environment() -> dict[str, str]:
     """This process's environment with perf_analyzer's libraries first on ``LD_LIBRARY_PATH``."""
-    env = dict(os.environ)
-    env["LD_LIBRARY_PATH"] = os.pathsep.join([str(library_dir()), env.get("LD_LIBRARY_PATH", "")]).rstrip(os.pathsep)
-    return env
+    path = os.pathsep.join([str(library_dir()), os.environ.get("LD_LIBRARY_PATH", "")]).rstrip(os.pathsep)
+    return {**os.environ, "LD_LIBRARY_PATH": path}
 
 
 def run_perf_analyzer(
@@ -124,8 +123,7 @@ def model_counters(metrics_url: str, model: str, since: dict[str, float] | None 
 def main(argv: list[str] | None = None) -> None:
     """Become ``perf_analyzer`` with ``argv`` (a leading ``--`` is dropped) and its libraries on the path."""
     args = sys.argv[1:] if argv is None else argv
-    if args[:1] == ["--"]:
-        args = args[1:]
+    args = args[1:] if args[:1] == ["--"] else args
     path = binary()
     os.execve(path, [str(path), *args], environment())
 

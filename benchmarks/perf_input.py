@@ -27,22 +27,20 @@ import sys
 from pathlib import Path
 
 
-def token_entries(ids: list[list[int]], padded: bool = False) -> list[dict]:
-    """Entries for the token model; ``padded``: all rows right-padded to the longest, with a mask."""
-    if not padded:
-        return [{"input_ids": {"content": row, "shape": [len(row)]}} for row in ids]
-    longest = max(map(len, ids))
-    return [
-        {
-            "input_ids": {"content": row + [0] * (longest - len(row)), "shape": [longest]},
-            "attention_mask": {"content": [1] * len(row) + [0] * (longest - len(row)), "shape": [longest]},
-        }
-        for row in ids
-    ]
-
-
 def write_token_input_data(ids: list[list[int]], path: Path, padded: bool = False) -> Path:
-    path.write_text(json.dumps({"data": token_entries(ids, padded)}))
+    """The token model's ``--input-data`` file; ``padded``: all rows right-padded to the longest, with a mask."""
+    if not padded:
+        entries = [{"input_ids": {"content": row, "shape": [len(row)]}} for row in ids]
+    else:
+        longest = max(map(len, ids))
+        entries = [
+            {
+                "input_ids": {"content": row + [0] * (longest - len(row)), "shape": [longest]},
+                "attention_mask": {"content": [1] * len(row) + [0] * (longest - len(row)), "shape": [longest]},
+            }
+            for row in ids
+        ]
+    path.write_text(json.dumps({"data": entries}))
     return path
 
 

@@ -63,8 +63,7 @@ def report(precisions: list[str]) -> str:
     for precision in precisions:
         logits, alone = precision_logits(precision, ids, alone=True)
         batch_delta, batch_agree = np.abs(alone - logits).max(), (alone.argmax(1) == logits.argmax(1)).mean()
-        delta = np.abs(logits - reference)
-        agree = logits.argmax(1) == reference.argmax(1)
+        delta, agree = np.abs(logits - reference), logits.argmax(1) == reference.argmax(1)
         flips = ", ".join(f"{m:.3f}" for m in sorted(margins[~agree])) or "none"
         lines.append(
             f"| {precision} | {delta.max():.2e} | {delta.mean():.2e} | {agree.sum()}/{len(agree)} ({100 * agree.mean():.2f} %) "

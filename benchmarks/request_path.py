@@ -12,13 +12,17 @@ the default export's batching (``max_batch_size``, instances, queue policy):
     distilbert_text        the text model over it
 
 perf_analyzer sends one real text per request. The report gives each model's rate and its ratio to the
-floor, and the token model's time per request in each stage of ``execute`` (its counters
+floor; the CPU time each process spent per request (Triton, the stubs, perf_analyzer, from /proc), beside
+the null model driven at the token model's rate, since the floor's own cost per request grows as its rate
+falls; and the token model's time per request in each stage of ``execute`` (its counters
 ``clf_execute_stage_duration_us_total``).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import resource
 import shutil
 import subprocess
 import tempfile
@@ -73,12 +77,39 @@ def write_null_model(repository: Path) -> None:
     (repository / NULL / "1" / "model.py").write_text(NULL_MODEL)
 
 
-def stage_counters(server: LocalServer, model: str) -> dict[str, float]:
-    """The token model's stage counters, by stage, and its successful requests and executes."""
+def cpu_seconds(server: LocalServer) -> dict[str, float]:
+    """CPU seconds so far of Triton, of each model's stubs, and of this process's finished children (perf_analyzer)."""
+
+    def used(pid: int) -> float:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+    seconds = {"tritonserver": used(server.process.pid)}
+    for pid, _, args in child_processes(server.process.pid):
+        stub = "stubs: " + args.split("/repository/", 1)[-1].split("/", 1)[0]
+        seconds[stub] = seconds.get(stub, 0.0) + used(pid)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return seconds | {"perf_analyzer": children.ru_utime + children.ru_stime}
+
+
+def measure(server: LocalServer, model: str, data: Path, level: int | None, rate: float | None, interval_ms: int):
+    """perf_analyzer's result, the µs of CPU per request that each process spent (warm-up included), and
+    the model's counters over the run."""
     names = {stage: f"clf_execute_stage_duration_us_total:{stage}" for stage in STAGES}
     names |= {"requests": "nv_inference_request_success", "executes": "clf_executes_total"}
-    metrics = model_metrics(server.metrics_url, model)
-    return {key: metrics.get(name, 0.0) for key, name in names.items()}
+
+    def counters() -> dict[str, float]:  # the token model's stage counters, its executes; any model's requests
+        metrics = model_metrics(server.metrics_url, model)
+        return {key: metrics.get(name, 0.0) for key, name in names.items()}
+
+    before = cpu_seconds(server), counters()
+    # windows within 30 %: other work on the machine moves the tiny model's rate
+    result = run_perf_analyzer(model, server.grpc_url, data, level, rate, interval_ms, 30)
+    time.sleep(FLUSH_S + 0.1)  # the stage counters reach Triton every FLUSH_S
+    after = cpu_seconds(server), counters()
+    counted = {key: after[1][key] - before[1][key] for key in after[1]}
+    cpu = {name: (after[0][name] - before[0].get(name, 0.0)) * 1e6 / max(counted["requests"], 1) for name in after[0]}
+    return result, cpu, counted
 
 
 def profile(server: LocalServer, seconds: int, out: Path) -> None:
@@ -96,7 +127,6 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[16, 64])
     parser.add_argument("--texts", type=int, default=600)
-    parser.add_argument("--no-text-model", action="store_true", help="measure the null and token models only")
     parser.add_argument("--interval-ms", type=int, default=5000, help="perf_analyzer's measurement interval")
     parser.add_argument("--py-spy", type=int, metavar="SECONDS", help="profile a token-model stub at the last level")
     args = parser.parse_args(argv)
@@ -105,8 +135,7 @@ def main(argv: list[str] | None = None) -> None:
     checkpoint = write_checkpoint("tiny", "single_label_classification", work / "tiny")
     repository = work / "repository"
     write_model(checkpoint, repository, ServingConfig())
-    if not args.no_text_model:
-        write_text_model(checkpoint, repository, ServingConfig())
+    write_text_model(checkpoint, repository, ServingConfig())
     write_null_model(repository)
     from transformers import AutoTokenizer
 
@@ -115,37 +144,37 @@ def main(argv: list[str] | None = None) -> None:
     tokens = write_token_input_data(ids, work / "tokens.json")
     strings = write_text_input_data(texts, work / "text.json")
     token_model = ServingConfig().model_name
-    inputs = {NULL: tokens, token_model: tokens} | ({} if args.no_text_model else {"distilbert_text": strings})
+    inputs = {NULL: tokens, token_model: tokens, "distilbert_text": strings}
 
     server = LocalServer(options_on_free_ports(repository), log_path=work / "tritonserver.log").start()
-    rows, stages, per_execute = [], {}, {}
+    rows, stages, per_execute = [], {}, {}  # rows: (model, load, PerfResult, CPU µs per request by process)
+    runs = [(level, model, data) for level in args.concurrency for model, data in inputs.items()]
     try:
-        for level in args.concurrency:
-            rates = {}
-            for model, data in inputs.items():
-                before = stage_counters(server, token_model)
-                if args.py_spy and model == token_model and level == args.concurrency[-1]:
-                    profile(server, args.py_spy, work / "token-model.speedscope.json")
-                try:  # windows within 30 %: other work on the machine moves the tiny model's rate
-                    result = run_perf_analyzer(model, server.grpc_url, data, level, None, args.interval_ms, 30)
-                except RuntimeError as error:
-                    print(f"{model} c={level}: {str(error).strip().splitlines()[-1]}")
-                    continue
-                rates[model] = result.throughput
-                ratio = result.throughput / rates.get(NULL, float("nan"))
-                rows.append((model, level, result.throughput, ratio, result.p50_ms))
+        for level, model, data in runs:
+            if args.py_spy and model == token_model and level == args.concurrency[-1]:
+                profile(server, args.py_spy, work / "token-model.speedscope.json")
+            try:
+                result, cpu, counted = measure(server, model, data, level, None, args.interval_ms)
+                rows.append((model, level, result, cpu))
                 if model == token_model:
-                    time.sleep(FLUSH_S + 0.1)
-                    after = stage_counters(server, token_model)
-                    count = max(after["requests"] - before["requests"], 1)
-                    stages[level] = {s: (after[s] - before[s]) / count for s in STAGES}
-                    per_execute[level] = count / max(after["executes"] - before["executes"], 1)
+                    stages[level] = {s: counted[s] / max(counted["requests"], 1) for s in STAGES}
+                    per_execute[level] = counted["requests"] / max(counted["executes"], 1)
+                    matched = measure(server, NULL, data, None, result.throughput, args.interval_ms)  # open loop
+                    rows.append((NULL, f"{result.throughput:,.0f}/s", *matched[:2]))
+            except RuntimeError as error:
+                print(f"{model} c={level}: {str(error).strip().splitlines()[-1]}")
     finally:
         server.stop()
 
-    print("\n| model | callers | requests/s | ÷ null | p50 ms |\n| --- | --- | --- | --- | --- |")
-    for model, level, rate, ratio, p50 in rows:
-        print(f"| {model} | {level} | {rate:,.0f} | {ratio:.2f} | {p50:.1f} |")
+    floor = {level: result.throughput for model, level, result, _ in rows if model == NULL}
+    processes = sorted({name for *_, cpu in rows for name, us in cpu.items() if us >= 0.5})
+    print("\nload: callers, or requests/s (open loop); then CPU µs per request by process")
+    print(f"| model | load | requests/s | ÷ null | p50 ms | {' | '.join(processes)} |")
+    print("| --- " * (5 + len(processes)) + "|")
+    for model, level, result, cpu in rows:
+        ratio = f"{result.throughput / floor[level]:.2f}" if isinstance(level, int) and level in floor else "-"
+        cells = " | ".join(f"{cpu.get(p, 0.0):.0f}" for p in processes)
+        print(f"| {model} | {level} | {result.throughput:,.0f} | {ratio} | {result.p50_ms:.1f} | {cells} |")
     print("\nToken model, µs per request in each stage of execute (includes requests from perf_analyzer's warm-up):")
     print("| stage | " + " | ".join(f"c={level}" for level in stages) + " |\n| --- |" + " --- |" * len(stages))
     for stage in (*STAGES, "total"):

@@ -69,16 +69,14 @@ class Tally:
         if self.latencies_s:
             p50, p99 = np.percentile(np.array(self.latencies_s) * 1e3, [50, 99])
             summary["answered p50 ms"], summary["answered p99 ms"] = round(float(p50)), round(float(p99))
-        summary["error messages"] = dict(self.messages.most_common(8))
-        return summary
+        return {**summary, "error messages": dict(self.messages.most_common(8))}
 
 
 class Soak:
     """The running soak: the launcher, the clients, the fault window and the tallies."""
 
     def __init__(self, args, repository: Path):
-        self.args = args
-        self.repository = repository
+        self.args, self.repository = args, repository
         self.grpc_port, self.http_port, self.metrics_port = free_port(), free_port(), free_port()
         self.url = f"localhost:{self.grpc_port}"
         self.tallies: dict[str, Tally] = defaultdict(Tally)
@@ -135,9 +133,8 @@ class Soak:
         return sum(t.outcomes["refused"] + t.fault_outcomes["refused"] for p, t in self.tallies.items() if p != phase)
 
     def never_computed(self) -> float | None:
-        """Requests of the token model the server answered without a forward pass: cancelled or timed out
-        in Triton's queue, or refused by it (``nv_inference_request_failure``, reasons CANCELED and
-        REJECTED), or dropped by model.py (``clf_requests_dropped_total``)."""
+        """Requests of the token model the server answered without a forward pass: cancelled, timed out or
+        refused in Triton's queue (reasons CANCELED and REJECTED), or dropped by model.py."""
         try:
             metrics = load_test.model_metrics(f"http://localhost:{self.metrics_port}/metrics", TOKEN)
         except OSError:
@@ -167,10 +164,8 @@ class Soak:
         if recovered and phase == "steady" and self.fault_window is not None and self.fault_window[1] is None:
             self.fault_window = (self.fault_window[0], time.monotonic() + 5.0)
         tally = self.tallies[phase]
-        if self.in_fault(began) or self.in_fault(time.monotonic()):
-            tally.fault_outcomes[outcome] += 1
-        else:
-            tally.outcomes[outcome] += 1
+        counts = tally.fault_outcomes if self.in_fault(began) or self.in_fault(time.monotonic()) else tally.outcomes
+        counts[outcome] += 1
         if outcome == "ok":
             tally.latencies_s.append(time.monotonic() - began)
         elif message:
@@ -194,9 +189,7 @@ def malformed_requests(vocab_size: int) -> list[tuple[str, str, list]]:
 
     def ids(rows):
         array = np.asarray(rows, dtype=np.int64)
-        tensor = grpcclient.InferInput("input_ids", list(array.shape), "INT64")
-        tensor.set_data_from_numpy(array)
-        return [tensor]
+        return [grpcclient.InferInput("input_ids", list(array.shape), "INT64").set_data_from_numpy(array)]
 
     return [
         ("id outside the vocabulary", TOKEN, ids([[101, vocab_size + 3, 102]])),
@@ -278,11 +271,10 @@ async def soak(state: Soak, workload: load_test.Workload, texts: list[str]) -> d
             await asyncio.gather(*tasks)
             # The server drops a request whose call ended when it next looks at it: let the queue drain.
             await asyncio.sleep(5)
-            after = state.never_computed()
-            unanswered = state.unanswered("bursts") - unanswered_before
+            after, unanswered = state.never_computed(), state.unanswered("bursts") - unanswered_before
             # The other phases' refusals in the meantime are in the server's count too, not the bursts'.
-            skipped = None if None in (before, after) else after - before
-            skipped = None if skipped is None else skipped - (state.refused_except("bursts") - others_refused_before)
+            others_refused = state.refused_except("bursts") - others_refused_before
+            skipped = None if None in (before, after) else after - before - others_refused
             if pid == state.server_pid() and skipped is not None and unanswered:
                 state.burst_drops.append((unanswered, skipped))
                 print(f"[soak] burst: {unanswered} not answered in time, {skipped:.0f} never computed", flush=True)
@@ -399,7 +391,6 @@ def main(argv: list[str] | None = None) -> int:
         ready = state.is_ready()
     finally:
         code = state.stop()
-    injected = 1 if args.kill_at_s >= 0 else 0
     restarts = sum(line.startswith("a Python-backend stub died") for _, line in state.events)
     report = {
         "minutes": result["soak_s"] / 60,
@@ -407,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
         "phases": {phase: tally.summary() for phase, tally in state.tallies.items()},
         "wrong": sum(t.outcomes["wrong"] + t.fault_outcomes["wrong"] for t in state.tallies.values()),
         "unexpected_errors": sum(t.outcomes["error"] for t in state.tallies.values()),
-        "unexpected_restarts": restarts - injected,
+        "unexpected_restarts": restarts - (1 if args.kill_at_s >= 0 else 0),  # besides the injected one
         "memory": memory_growth(result["memory"], args.warmup_s),
         "bursts_unanswered_never_computed": [list(b) for b in state.burst_drops],
         "ready_at_end": ready,

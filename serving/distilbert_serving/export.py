@@ -83,7 +83,7 @@ class ServingConfig(ServingKnobs):
     max_batch_size: int = knob(16, "rows (texts) per execute of the token model", minimum=1)
     # Short: at low load a request must not wait for company (p50 at concurrency 1), and at
     # high load requests queue behind the running forward anyway, so batches fill regardless.
-    max_queue_delay_us: int = knob(500, "the dynamic batcher's max_queue_delay_microseconds", minimum=0)
+    max_queue_delay_us: int = knob(0, "the dynamic batcher's max_queue_delay_microseconds", minimum=0)
     # Two: a bounded queue needs a second instance on Triton 2.51 (see max_queue_size); on a GPU both
     # share the device (one forward runs while the other's batch is prepared); on a CPU each gets half
     # the cores (cpu_threads 0).
