@@ -367,6 +367,8 @@ def main(argv: list[str] | None = None) -> int:
                     print("a Python-backend stub died: restarting tritonserver (in-flight requests finish)", flush=True)
                     code = server.stop_after_in_flight(args.restart_grace_s)
                     print(f"tritonserver stopped (exit code {code})", flush=True)
+                    if code is not None and code < 0 and -code not in (signal.SIGTERM, signal.SIGKILL):
+                        break  # the server itself crashed and took its stubs along: a crash, counted below
                     start_again()
             code = server.process.returncode
             print(f"tritonserver exited with {code}:\n{server.log_tail()}", file=sys.stderr, flush=True)
