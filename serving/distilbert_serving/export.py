@@ -81,8 +81,9 @@ class ServingConfig(ServingKnobs):
     # queue plus one batch per instance (docs/RELIABILITY.md, overload). A GPU wants bigger batches:
     # export KIND_GPU models with --max-batch-size 64 or more (and a queue to match).
     max_batch_size: int = knob(16, "rows (texts) per execute of the token model", minimum=1)
-    # Short: at low load a request must not wait for company (p50 at concurrency 1), and at
-    # high load requests queue behind the running forward anyway, so batches fill regardless.
+    # None: at low load a request does not wait for company (p50 at concurrency 1), and at high
+    # load requests queue behind the running forward anyway, so batches fill regardless
+    # (benchmarks/benchmark.py queue-delay; the raw-text model keeps a delay, see TextModelConfig).
     max_queue_delay_us: int = knob(0, "the dynamic batcher's max_queue_delay_microseconds", minimum=0)
     # Two: a bounded queue needs a second instance on Triton 2.51 (see max_queue_size); on a GPU both
     # share the device (one forward runs while the other's batch is prepared); on a CPU each gets half
@@ -132,6 +133,8 @@ class TextModelConfig(TokenizeOptions, TextLimits):
     max_batch_size: int = knob(
         64, "rows (texts) per execute of the raw-text model", minimum=1, flag="--text-max-batch-size"
     )
+    # 500 µs, unlike the token model's 0: a batch of text requests shares one tokenizer call and one
+    # BLS call, and 0 served fewer texts per second at 16 and 64 callers (README, raw-text model).
     max_queue_delay_us: int = knob(
         500, "the raw-text model's max_queue_delay_microseconds", minimum=0, flag="--text-max-queue-delay-us"
     )
